@@ -1,0 +1,214 @@
+"""Settings: every knob named, defaulted and explained once; loaded from flags, environment and file.
+
+Precedence is flags > ``CALIPER_STORE_*`` environment variables > TOML file > defaults.
+Only entry points (the CLI, the uvicorn factory) call :func:`load_settings`; everything else
+receives the values it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from caliper_store.errors import ConfigurationError
+
+ENV_PREFIX = "CALIPER_STORE_"
+CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the store, with its default and unit in its name."""
+
+    database_url: str = _setting(
+        "sqlite:///caliper.db",
+        "Where events are kept: sqlite:///relative.db, sqlite:////absolute.db or postgresql://...",
+    )
+    host: str = _setting("127.0.0.1", "Interface the HTTP server listens on.")
+    port: int = _setting(8080, "TCP port the HTTP server listens on.")
+    workers: int = _setting(1, "Number of server processes (uvicorn workers).")
+    log_level: str = _setting("info", "Logging level: debug, info, warning, error.")
+    max_body_bytes: int = _setting(
+        16 * 1024 * 1024, "Largest request body accepted; larger bodies get 413."
+    )
+    max_items_per_envelope: int = _setting(
+        10_000, "Most items (events and entities) in one envelope; more gets 413."
+    )
+    max_nesting_depth: int = _setting(
+        64, "Deepest JSON nesting accepted in one item; deeper items go to quarantine."
+    )
+    max_string_chars: int = _setting(
+        1_048_576, "Longest string value accepted in one item; longer items go to quarantine."
+    )
+    max_id_chars: int = _setting(
+        2_048, "Longest identifier (event, actor, object, group ids) accepted; longer is quarantined."
+    )
+    writer_queue_events: int = _setting(
+        50_000,
+        "Most events waiting for the group-commit writer; beyond it ingest answers 503.",
+    )
+    writer_batch_events: int = _setting(
+        5_000, "Most events the writer commits in one transaction."
+    )
+    retry_after_s: int = _setting(
+        1, "Seconds a client is told to wait (Retry-After) when the store is overloaded."
+    )
+    sqlite_synchronous: str = _setting(
+        "FULL", "SQLite PRAGMA synchronous: FULL survives power loss, NORMAL only process crashes."
+    )
+    sqlite_busy_timeout_ms: int = _setting(
+        10_000, "How long an SQLite connection waits for another writer before giving up."
+    )
+    db_pool_size: int = _setting(
+        4, "PostgreSQL connections per process for reads (the writer holds its own)."
+    )
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict fit to print: passwords in URLs are masked."""
+        shown = dataclasses.asdict(self)
+        shown["database_url"] = redact_url(self.database_url)
+        return shown
+
+
+SETTING_FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in fields(Settings)}
+
+
+def redact_url(url: str) -> str:
+    """Mask the password of a database URL so it can be shown or logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _cast(name: str, raw: object) -> object:
+    target = SETTING_FIELDS[name].type
+    try:
+        if target == "int":
+            if isinstance(raw, bool):
+                raise ValueError("a boolean is not a number")
+            return int(str(raw).replace("_", ""))
+        if target == "bool":
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        return str(raw)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"setting {name!r}: cannot read {raw!r} as {target} ({error})", field=name
+        ) from error
+
+
+def _validate(settings: Settings) -> None:
+    positive = [
+        "port",
+        "workers",
+        "max_body_bytes",
+        "max_items_per_envelope",
+        "max_nesting_depth",
+        "max_string_chars",
+        "max_id_chars",
+        "writer_queue_events",
+        "writer_batch_events",
+        "retry_after_s",
+        "db_pool_size",
+    ]
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise ConfigurationError(f"setting {name!r} must be positive", field=name)
+    if settings.writer_batch_events > settings.writer_queue_events:
+        raise ConfigurationError(
+            "setting 'writer_batch_events' cannot exceed 'writer_queue_events'",
+            field="writer_batch_events",
+        )
+    if settings.max_items_per_envelope > settings.writer_queue_events:
+        raise ConfigurationError(
+            "setting 'max_items_per_envelope' cannot exceed 'writer_queue_events': "
+            "a full envelope must fit in the writer queue",
+            field="max_items_per_envelope",
+        )
+    if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ConfigurationError(
+            "setting 'sqlite_synchronous' must be OFF, NORMAL, FULL or EXTRA",
+            field="sqlite_synchronous",
+        )
+    scheme = settings.database_url.split(":", 1)[0]
+    if scheme not in ("sqlite", "postgresql", "postgres", "postgresql+psycopg"):
+        raise ConfigurationError(
+            f"setting 'database_url': unknown scheme {scheme!r} (use sqlite:/// or postgresql://)",
+            field="database_url",
+        )
+
+
+def load_settings(
+    flags: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+    path: Path | None = None,
+) -> Settings:
+    """Build the settings from flags, environment and an optional TOML file, then validate.
+
+    Args:
+        flags: values given on the command line; ``None`` values mean "not given".
+        environ: the process environment (``CALIPER_STORE_<NAME>`` variables are read).
+        path: a TOML file of ``name = value`` lines; defaults to ``$CALIPER_STORE_CONFIG``.
+
+    Raises:
+        ConfigurationError: naming the setting that is unknown or cannot be read.
+    """
+    environ = environ or {}
+    values: dict[str, object] = {}
+    file_path = path or (Path(environ[CONFIG_FILE_ENV]) if CONFIG_FILE_ENV in environ else None)
+    if file_path is not None:
+        try:
+            from_file = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigurationError(f"cannot read settings file {file_path}: {error}") from error
+        for name, raw in from_file.items():
+            if name not in SETTING_FIELDS:
+                raise ConfigurationError(f"{file_path}: unknown setting {name!r}", field=name)
+            values[name] = _cast(name, raw)
+    for name in SETTING_FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _cast(name, environ[env_name])
+    # CALIPER_STORE_DATABASE is the documented short name for the database URL.
+    if ENV_PREFIX + "DATABASE" in environ and ENV_PREFIX + "DATABASE_URL" not in environ:
+        values["database_url"] = environ[ENV_PREFIX + "DATABASE"]
+    for name, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        if name not in SETTING_FIELDS:
+            raise ConfigurationError(f"unknown setting {name!r}", field=name)
+        values[name] = _cast(name, raw)
+    settings = Settings(**values)  # type: ignore[arg-type]  # values were cast per field above
+    _validate(settings)
+    return settings
+
+
+def settings_from_environment(
+    flags: Mapping[str, object] | None = None, path: Path | None = None
+) -> Settings:
+    """Settings for an entry point: the process environment, an optional file, and flags."""
+    return load_settings(flags, os.environ, path)
+
+
+def export_to_environment(settings: Settings) -> None:
+    """Put resolved settings into this process's environment, for worker processes it spawns."""
+    for name in SETTING_FIELDS:
+        os.environ[ENV_PREFIX + name.upper()] = str(getattr(settings, name))

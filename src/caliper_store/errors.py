@@ -1,0 +1,83 @@
+"""Typed errors of caliper_store; they carry no HTTP, web/problems.py maps them to responses."""
+
+from __future__ import annotations
+
+
+class CaliperStoreError(Exception):
+    """Base of every error the store raises on purpose.
+
+    Attributes:
+        detail: a sentence for the person reading the error.
+        field: the JSON field or setting the error is about, when there is one.
+    """
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class ConfigurationError(CaliperStoreError):
+    """A setting is missing, malformed or contradicts another one."""
+
+
+class Unauthorized(CaliperStoreError):
+    """No API key, an unknown key, or a key that is not active."""
+
+
+class Forbidden(CaliperStoreError):
+    """A valid key that lacks the scope the request needs."""
+
+
+class UnsupportedMediaType(CaliperStoreError):
+    """The request body is not declared as JSON."""
+
+
+class PayloadTooLarge(CaliperStoreError):
+    """The body, or the number of items in it, exceeds a configured limit."""
+
+
+class MalformedEnvelope(CaliperStoreError):
+    """The body is not JSON, or not a Caliper envelope where one is required."""
+
+    def __init__(
+        self, detail: str, *, field: str | None = None, errors: list[dict[str, object]] | None = None
+    ) -> None:
+        super().__init__(detail, field=field)
+        self.errors = errors or []
+
+
+class UnsupportedVersion(CaliperStoreError):
+    """The envelope's dataVersion names a Caliper version the store does not accept."""
+
+
+class EventConflict(CaliperStoreError):
+    """Strict mode only: an event id already stored with other content."""
+
+    def __init__(self, detail: str, *, errors: list[dict[str, object]]) -> None:
+        super().__init__(detail, field="data")
+        self.errors = errors
+
+
+class Overloaded(CaliperStoreError):
+    """The writer queue is full; the client should retry after `retry_after_s` seconds."""
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class StorageUnavailable(CaliperStoreError):
+    """The database cannot take writes right now; nothing of the request was committed."""
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class NotFound(CaliperStoreError):
+    """The named key, event or quarantined item does not exist."""
+
+
+class SchemaOutOfDate(CaliperStoreError):
+    """The database schema is older than this code; `caliper-store migrate` upgrades it."""

@@ -1,0 +1,58 @@
+"""Structural limits on one item: nesting depth and string length, checked before anything else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from caliper_store.storage import Reason
+
+
+@dataclass(frozen=True, slots=True)
+class ItemLimits:
+    """The per-item limits, taken from the settings of the same names."""
+
+    max_nesting_depth: int
+    max_string_chars: int
+    max_id_chars: int
+
+
+def check_structure(item: Any, raw_chars: int, limits: ItemLimits, path: str) -> Reason | None:
+    """Return the first limit the item breaks, or None.
+
+    ``raw_chars`` is the length of the item's compact JSON: when it is below a limit, nothing
+    inside can exceed it, which spares the walk for nearly every real event.
+    """
+    check_strings = raw_chars > limits.max_string_chars
+    check_depth = raw_chars > 2 * limits.max_nesting_depth
+    if not (check_strings or check_depth):
+        return None
+    stack: list[tuple[Any, int]] = [(item, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+            if check_strings:
+                for key in node:
+                    if len(key) > limits.max_string_chars:
+                        return _too_long(path, limits.max_string_chars)
+        elif isinstance(node, list):
+            children = node
+        else:
+            if check_strings and isinstance(node, str) and len(node) > limits.max_string_chars:
+                return _too_long(path, limits.max_string_chars)
+            continue
+        if depth > limits.max_nesting_depth:
+            return Reason(
+                "too_deep",
+                path,
+                f"the item nests deeper than max_nesting_depth={limits.max_nesting_depth}",
+            )
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _too_long(path: str, limit: int) -> Reason:
+    return Reason(
+        "string_too_long", path, f"the item holds a string longer than max_string_chars={limit}"
+    )

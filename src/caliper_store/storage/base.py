@@ -1,0 +1,227 @@
+"""The storage interface: a Store with shared SQLAlchemy Core reads, and backend write transactions.
+
+A backend supplies only two things: how to open its engine, and a :class:`WriteTransaction`
+that turns prepared rows into SQL inside one transaction. The rules for duplicates, conflicts
+and receipts live once, in ``storage/writer.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, func, select
+
+from caliper_store.errors import SchemaOutOfDate
+from caliper_store.storage import migrate
+from caliper_store.storage.keys import KeyRegistry
+from caliper_store.storage.schema import api_keys, entities, events, quarantine, receipts
+
+
+class WriteTransaction(Protocol):
+    """The SQL primitives the group-commit writer runs inside one transaction."""
+
+    def active_key_ids(self, key_ids: Collection[int]) -> set[int]:
+        """The subset of ``key_ids`` whose key is active right now."""
+
+    def allocate_receipt_ids(self, count: int) -> list[int]:
+        """Reserve ``count`` new receipt ids."""
+
+    def insert_events(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, str]:
+        """Insert rows (``EVENT_COLUMNS`` order) whose event id is new.
+
+        Returns:
+            For each row not inserted because its event id is already stored, that id and the
+            stored content hash.
+        """
+
+    def event_hashes(self, event_ids: Collection[str]) -> dict[str, str]:
+        """The stored content hash of each of these event ids that exists."""
+
+    def insert_entities(self, rows: Sequence[tuple[Any, ...]]) -> set[tuple[str, str]]:
+        """Insert entity rows; return the (entity id, content hash) pairs already stored."""
+
+    def insert_quarantine(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert quarantine rows."""
+
+    def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert receipt rows."""
+
+    def touch_keys(self, key_ids: Collection[int], used_at: str) -> None:
+        """Record when each key was last used."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedItem:
+    """One item held in quarantine, as listed to people."""
+
+    id: int
+    receipt_id: int
+    api_key_id: int
+    item_index: int
+    event_id: str | None
+    caliper_version: str | None
+    reasons: list[dict[str, str]]
+    received_at: str
+    raw: str
+
+
+class Store(ABC):
+    """A database holding events, entities, quarantine, receipts and keys."""
+
+    backend: str
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.keys = KeyRegistry(engine)
+
+    @abstractmethod
+    def write_transaction(self) -> AbstractContextManager[WriteTransaction]:
+        """Open the one write transaction of a group commit; commits on clean exit."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection."""
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision."""
+        with self.engine.connect() as connection:
+            migrate.upgrade(connection)
+
+    def schema_state(self) -> tuple[migrate.SchemaState, str | None]:
+        """Where the database's schema stands against this code."""
+        with self.engine.connect() as connection:
+            return migrate.schema_state(connection)
+
+    def require_current_schema(self, *, create_if_empty: bool) -> None:
+        """Create an empty database's schema, or refuse one whose schema is not current.
+
+        Raises:
+            SchemaOutOfDate: naming the command that upgrades it.
+        """
+        state, revision = self.schema_state()
+        if state is migrate.SchemaState.EMPTY and create_if_empty:
+            self.migrate()
+        elif state is migrate.SchemaState.OUTDATED:
+            raise SchemaOutOfDate(
+                f"the database schema is at revision {revision}, this version needs "
+                f"{migrate.head_revision()}: run `caliper-store migrate` first"
+            )
+        elif state is migrate.SchemaState.NEWER:
+            raise SchemaOutOfDate(
+                f"the database schema is at revision {revision}, newer than this version of "
+                "caliper-store knows: upgrade caliper-store"
+            )
+        elif state is migrate.SchemaState.EMPTY:
+            raise SchemaOutOfDate("the database has no schema: run `caliper-store migrate` first")
+
+    def check_ready(self) -> None:
+        """Raise unless the database answers and accepts a write transaction."""
+        with self.write_transaction() as transaction:
+            transaction.active_key_ids([])
+
+    def lookup_event_hashes(self, event_ids: Collection[str]) -> dict[str, str]:
+        """Stored content hashes of these event ids (for dry-run validation)."""
+        if not event_ids:
+            return {}
+        found: dict[str, str] = {}
+        with self.engine.connect() as connection:
+            ids = list(event_ids)
+            for start in range(0, len(ids), 500):
+                query = select(events.c.event_id, events.c.content_hash).where(
+                    events.c.event_id.in_(ids[start : start + 500])
+                )
+                found.update({row.event_id: row.content_hash for row in connection.execute(query)})
+        return found
+
+    def stats(self) -> dict[str, Any]:
+        """Counts people ask for first: events by type and action, quarantine by reason, per key."""
+        with self.engine.connect() as connection:
+            event_total = connection.scalar(select(func.count()).select_from(events)) or 0
+            quarantine_total = connection.scalar(select(func.count()).select_from(quarantine)) or 0
+            entity_total = connection.scalar(select(func.count()).select_from(entities)) or 0
+            receipt_total = connection.scalar(select(func.count()).select_from(receipts)) or 0
+            by_type = connection.execute(
+                select(events.c.event_type, events.c.action, func.count().label("n"))
+                .group_by(events.c.event_type, events.c.action)
+                .order_by(func.count().desc())
+            ).all()
+            by_reason = connection.execute(
+                select(quarantine.c.reason, func.count().label("n"))
+                .group_by(quarantine.c.reason)
+                .order_by(func.count().desc())
+            ).all()
+            event_keys = dict(
+                connection.execute(
+                    select(events.c.api_key_id, func.count()).group_by(events.c.api_key_id)
+                ).all()
+            )
+            quarantine_keys = dict(
+                connection.execute(
+                    select(quarantine.c.api_key_id, func.count()).group_by(quarantine.c.api_key_id)
+                ).all()
+            )
+            duplicate_keys = dict(
+                connection.execute(
+                    select(receipts.c.api_key_id, func.sum(receipts.c.duplicate_count)).group_by(
+                        receipts.c.api_key_id
+                    )
+                ).all()
+            )
+            key_rows = connection.execute(
+                select(api_keys.c.id, api_keys.c.label, api_keys.c.key_prefix).order_by(api_keys.c.id)
+            ).all()
+        per_key = [
+            {
+                "key_id": row.id,
+                "label": row.label,
+                "prefix": row.key_prefix,
+                "events": event_keys.get(row.id, 0),
+                "duplicates": int(duplicate_keys.get(row.id) or 0),
+                "quarantined": quarantine_keys.get(row.id, 0),
+            }
+            for row in key_rows
+        ]
+        return {
+            "events": event_total,
+            "entities": entity_total,
+            "quarantined": quarantine_total,
+            "receipts": receipt_total,
+            "duplicates": sum(key["duplicates"] for key in per_key),
+            "by_type": [
+                {"type": row.event_type, "action": row.action, "events": row.n} for row in by_type
+            ],
+            "quarantine_by_reason": [{"reason": row.reason, "items": row.n} for row in by_reason],
+            "by_key": per_key,
+        }
+
+    def list_quarantine(self, *, limit: int, reason: str | None = None) -> list[QuarantinedItem]:
+        """The newest quarantined items, optionally only those with one reason code."""
+        query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
+        if reason is not None:
+            query = query.where(quarantine.c.reason == reason)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            QuarantinedItem(
+                id=row.id,
+                receipt_id=row.receipt_id,
+                api_key_id=row.api_key_id,
+                item_index=row.item_index,
+                event_id=row.event_id,
+                caliper_version=row.caliper_version,
+                reasons=json.loads(row.reasons),
+                received_at=row.received_at,
+                raw=row.raw,
+            )
+            for row in rows
+        ]
+
+    def iter_event_ids(self) -> Iterator[str]:
+        """Every stored event id (for tests and consistency checks)."""
+        with self.engine.connect() as connection:
+            yield from connection.execute(select(events.c.event_id)).scalars()

@@ -1,0 +1,61 @@
+"""Schema migrations: Alembic revisions applied on a connection we own, with the state reported."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class SchemaState(Enum):
+    """Where a database stands against this code's schema."""
+
+    EMPTY = "empty"
+    CURRENT = "current"
+    OUTDATED = "outdated"
+    NEWER = "newer"
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    head = ScriptDirectory.from_config(_config_without_connection()).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
+def _config_without_connection() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def schema_state(connection: Connection) -> tuple[SchemaState, str | None]:
+    """Compare the database's revision with the code's head."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        return SchemaState.EMPTY, None
+    if current == head_revision():
+        return SchemaState.CURRENT, current
+    script = ScriptDirectory.from_config(_config_without_connection())
+    known = {revision.revision for revision in script.walk_revisions()}
+    return (SchemaState.OUTDATED if current in known else SchemaState.NEWER), current
+
+
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Apply every revision up to ``revision`` on this connection, then commit."""
+    command.upgrade(_config(connection), revision)
+    connection.commit()

@@ -1,0 +1,37 @@
+"""Choosing a backend from the database URL."""
+
+from __future__ import annotations
+
+from caliper_store.config import Settings
+from caliper_store.errors import ConfigurationError
+from caliper_store.storage.base import Store
+
+
+def open_store(settings: Settings) -> Store:
+    """Open the Store the database URL names.
+
+    Raises:
+        ConfigurationError: unknown scheme, or the PostgreSQL driver is not installed.
+    """
+    url = settings.database_url
+    if url.startswith("sqlite:"):
+        from caliper_store.storage.sqlite import SqliteStore
+
+        try:
+            return SqliteStore(
+                url,
+                synchronous=settings.sqlite_synchronous,
+                busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            )
+        except ValueError as error:
+            raise ConfigurationError(str(error), field="database_url") from error
+    if url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+        try:
+            from caliper_store.storage.postgres import PostgresStore
+        except ImportError as error:
+            raise ConfigurationError(
+                "PostgreSQL needs the driver: pip install 'caliper_store[postgres]'",
+                field="database_url",
+            ) from error
+        return PostgresStore(url, pool_size=settings.db_pool_size)
+    raise ConfigurationError(f"unknown database URL scheme in {url.split(':', 1)[0]!r}")

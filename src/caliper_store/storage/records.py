@@ -1,0 +1,152 @@
+"""Typed rows that ingest hands to storage: events, entities, quarantined items and their receipt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Verdict = Literal["stored", "duplicate", "quarantined"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why an item was quarantined or flagged: a stable code, the JSON path, a sentence."""
+
+    code: str
+    field: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        """The reason as it appears in receipts, problem bodies and the quarantine table."""
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+@dataclass(slots=True)
+class EventRow:
+    """One Caliper event, normalized into columns, with its raw JSON as sent."""
+
+    index: int
+    event_id: str
+    has_derived_id: bool
+    content_hash: str
+    caliper_version: str
+    event_type: str
+    action: str
+    actor_id: str
+    actor_type: str | None
+    actor_external_id: str | None
+    object_id: str
+    object_type: str | None
+    group_id: str | None
+    membership_role: str | None
+    session_id: str | None
+    ed_app_id: str | None
+    event_time: str
+    is_extension: bool
+    raw: str
+    warnings: list[Reason] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EntityRow:
+    """One entity ``describe`` object; stored once per distinct content."""
+
+    index: int
+    entity_id: str
+    content_hash: str
+    caliper_version: str
+    entity_type: str
+    raw: str
+    warnings: list[Reason] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class QuarantineRow:
+    """An item that cannot be stored as an event or entity, kept with its reasons."""
+
+    index: int
+    raw: str
+    reasons: list[Reason]
+    event_id: str | None = None
+    caliper_version: str | None = None
+
+
+Item = EventRow | EntityRow | QuarantineRow
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    """Everything one request asks the writer to commit in one go, plus its receipt fields."""
+
+    api_key_id: int
+    sensor: str | None
+    send_time: str | None
+    data_version: str | None
+    is_envelope: bool
+    body_bytes: int
+    received_at: str
+    items: list[Item]
+    is_strict: bool = False
+
+    @property
+    def event_count(self) -> int:
+        """How many items this request puts in the writer queue."""
+        return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVerdict:
+    """What happened to one item of an envelope."""
+
+    index: int
+    kind: Literal["event", "entity", "invalid"]
+    id: str | None
+    verdict: Verdict
+    reasons: tuple[Reason, ...] = ()
+    warnings: tuple[Reason, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        """The verdict as it appears in a receipt."""
+        shown: dict[str, object] = {
+            "index": self.index,
+            "kind": self.kind,
+            "id": self.id,
+            "verdict": self.verdict,
+            "reasons": [reason.as_json() for reason in self.reasons],
+        }
+        if self.warnings:
+            shown["warnings"] = [warning.as_json() for warning in self.warnings]
+        return shown
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The outcome of one request, as committed: counts and one verdict per item."""
+
+    receipt_id: int
+    is_envelope: bool
+    items: tuple[ItemVerdict, ...]
+
+    def count(self, verdict: Verdict) -> int:
+        """How many items got this verdict."""
+        return sum(1 for item in self.items if item.verdict == verdict)
+
+    def as_json(self) -> dict[str, object]:
+        """The receipt body returned with ``?receipt=1``."""
+        return {
+            "receipt": self.receipt_id,
+            "envelope": self.is_envelope,
+            "stored": self.count("stored"),
+            "duplicates": self.count("duplicate"),
+            "quarantined": self.count("quarantined"),
+            "items": [item.as_json() for item in self.items],
+        }
+
+
+def conflict_reason(row: EventRow) -> Reason:
+    """The reason given when an event id is already stored with different content."""
+    return Reason(
+        "id_conflict",
+        f"data[{row.index}].id",
+        f"event id {row.event_id} is already stored with different content",
+    )

@@ -1,0 +1,117 @@
+"""The tables of the store as SQLAlchemy Core objects, used for queries on every backend.
+
+The tables are created and changed only by the Alembic revisions in ``storage/migrations``;
+these objects describe the current head so that SQL can be written once for all backends.
+Times are ISO 8601 UTC text on SQLite and ``timestamptz`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("label", Text, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("is_strict", Boolean, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("last_used_at", Text),
+    Column("status_changed_at", Text),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", BIG_ID, primary_key=True),
+    Column("api_key_id", Integer, nullable=False),
+    Column("sensor", Text),
+    Column("send_time", Text),
+    Column("data_version", Text),
+    Column("is_envelope", Boolean, nullable=False),
+    Column("received_at", Text, nullable=False),
+    Column("body_bytes", Integer, nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("stored_count", Integer, nullable=False),
+    Column("duplicate_count", Integer, nullable=False),
+    Column("quarantined_count", Integer, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BIG_ID, primary_key=True),
+    Column("event_id", Text, nullable=False, unique=True),
+    Column("has_derived_id", Boolean, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("caliper_version", String(8), nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor_id", Text, nullable=False),
+    Column("actor_type", Text),
+    Column("actor_external_id", Text),
+    Column("object_id", Text, nullable=False),
+    Column("object_type", Text),
+    Column("group_id", Text),
+    Column("membership_role", Text),
+    Column("session_id", Text),
+    Column("ed_app_id", Text),
+    Column("sensor", Text),
+    Column("api_key_id", Integer, nullable=False),
+    Column("receipt_id", BIG_ID, nullable=False),
+    Column("is_extension", Boolean, nullable=False),
+    Column("event_time", Text, nullable=False),
+    Column("received_at", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("seq", BIG_ID, primary_key=True),
+    Column("entity_id", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("caliper_version", String(8), nullable=False),
+    Column("entity_type", Text, nullable=False),
+    Column("api_key_id", Integer, nullable=False),
+    Column("receipt_id", BIG_ID, nullable=False),
+    Column("received_at", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BIG_ID, primary_key=True),
+    Column("receipt_id", BIG_ID, nullable=False),
+    Column("api_key_id", Integer, nullable=False),
+    Column("item_index", Integer, nullable=False),
+    Column("event_id", Text),
+    Column("caliper_version", String(8)),
+    Column("reason", String(64), nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("received_at", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+)
+
+# Column order of an events INSERT on the hot path (both backends bind rows in this order).
+EVENT_COLUMNS: tuple[str, ...] = tuple(
+    column.name for column in events.columns if column.name != "seq"
+)

@@ -1,0 +1,181 @@
+"""The embedded backend: one SQLite file in WAL mode, written by one connection per process.
+
+WAL lets readers (the CLI, reports) work while the server writes; ``BEGIN IMMEDIATE`` takes the
+write lock at the start of a group commit, so the check-then-insert below cannot race even when
+several server processes share the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+
+from caliper_store.storage.base import Store
+from caliper_store.storage.schema import EVENT_COLUMNS
+
+PAGE_SIZE_BYTES = 8192
+# SQLite allows 32766 bound parameters; stay well below for IN (...) lists.
+IN_CHUNK = 900
+
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)}) ON CONFLICT (event_id) DO NOTHING"
+)
+_INSERT_ENTITY = (
+    "INSERT INTO entities (entity_id, content_hash, caliper_version, entity_type, api_key_id, "
+    "receipt_id, received_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (entity_id, content_hash) DO NOTHING"
+)
+_INSERT_QUARANTINE = (
+    "INSERT INTO quarantine (receipt_id, api_key_id, item_index, event_id, caliper_version, "
+    "reason, reasons, received_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_RECEIPT = (
+    "INSERT INTO receipts (id, api_key_id, sensor, send_time, data_version, is_envelope, "
+    "received_at, body_bytes, item_count, stored_count, duplicate_count, quarantined_count) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def sqlite_path(database_url: str) -> Path:
+    """The file behind a ``sqlite:///`` URL (three slashes relative, four absolute)."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or database_url == prefix:
+        raise ValueError(f"not an SQLite file URL: {database_url!r}")
+    return Path(database_url[len(prefix) :])
+
+
+def _configure(connection: sqlite3.Connection, *, synchronous: str, busy_timeout_ms: int) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    # page_size only takes effect before the first table exists (a new file).
+    connection.execute(f"PRAGMA page_size = {PAGE_SIZE_BYTES}")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute(f"PRAGMA synchronous = {synchronous}")
+
+
+class _SqliteWriteTransaction:
+    """The writer's SQL for one group commit on SQLite."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def _select_in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start : start + IN_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows.extend(self._connection.execute(sql.format(marks=marks), chunk).fetchall())
+        return rows
+
+    def active_key_ids(self, key_ids: Collection[int]) -> set[int]:
+        rows = self._select_in(
+            "SELECT id FROM api_keys WHERE status = 'active' AND id IN ({marks})", list(key_ids)
+        )
+        return {row[0] for row in rows}
+
+    def allocate_receipt_ids(self, count: int) -> list[int]:
+        # Safe: BEGIN IMMEDIATE holds the database's write lock for this whole transaction.
+        last = self._connection.execute("SELECT coalesce(max(id), 0) FROM receipts").fetchone()[0]
+        return list(range(last + 1, last + 1 + count))
+
+    def event_hashes(self, event_ids: Collection[str]) -> dict[str, str]:
+        rows = self._select_in(
+            "SELECT event_id, content_hash FROM events WHERE event_id IN ({marks})",
+            list(event_ids),
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def insert_events(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, str]:
+        existing = self.event_hashes([row[0] for row in rows])
+        if existing:
+            rows = [row for row in rows if row[0] not in existing]
+        self._connection.executemany(_INSERT_EVENT, rows)
+        return existing
+
+    def insert_entities(self, rows: Sequence[tuple[Any, ...]]) -> set[tuple[str, str]]:
+        found = self._select_in(
+            "SELECT entity_id, content_hash FROM entities WHERE entity_id IN ({marks})",
+            list({row[0] for row in rows}),
+        )
+        existing = {(row[0], row[1]) for row in found}
+        self._connection.executemany(
+            _INSERT_ENTITY, [row for row in rows if (row[0], row[1]) not in existing]
+        )
+        return existing
+
+    def insert_quarantine(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._connection.executemany(_INSERT_QUARANTINE, rows)
+
+    def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._connection.executemany(_INSERT_RECEIPT, rows)
+
+    def touch_keys(self, key_ids: Collection[int], used_at: str) -> None:
+        self._connection.executemany(
+            "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+            [(used_at, key_id) for key_id in key_ids],
+        )
+
+
+class SqliteStore(Store):
+    """A Store in one SQLite file."""
+
+    backend = "sqlite"
+
+    def __init__(self, database_url: str, *, synchronous: str, busy_timeout_ms: int) -> None:
+        self.path = sqlite_path(database_url)
+        self._synchronous = synchronous.upper()
+        self._busy_timeout_ms = busy_timeout_ms
+        engine = create_engine(f"sqlite:///{self.path}")
+        event.listen(engine, "connect", self._on_connect)
+        super().__init__(engine)
+        self._writer_connection: sqlite3.Connection | None = None
+
+    def _on_connect(self, dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        _configure(
+            dbapi_connection, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+        )
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        _configure(
+            connection, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+        )
+        return connection
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[_SqliteWriteTransaction]:
+        """One ``BEGIN IMMEDIATE ... COMMIT`` on the writer connection."""
+        if self._writer_connection is None:
+            self._writer_connection = self._connect_writer()
+        connection = self._writer_connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            self._discard_writer()
+            raise
+        try:
+            yield _SqliteWriteTransaction(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                self._discard_writer()
+            raise
+
+    def _discard_writer(self) -> None:
+        if self._writer_connection is not None:
+            self._writer_connection.close()
+            self._writer_connection = None
+
+    def close(self) -> None:
+        """Close the writer connection and the read pool."""
+        self._discard_writer()
+        self.engine.dispose()
+

@@ -1,0 +1,392 @@
+"""Group commit: one writer thread per process commits the items of every waiting request at once.
+
+Requests wait on a future until the transaction holding their items has committed, so a 200
+always means durable, while one-event envelopes still reach batch throughput. The queue is
+bounded in events: when it is full, ``submit`` raises :class:`Overloaded` at once instead of
+letting memory grow.
+
+The rules for duplicates and conflicts live here, once for every backend: an event id stored
+with the same content hash is a duplicate (counted, not stored again); with different content
+it is a conflict and goes to quarantine. The backends' unique keys decide what is new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from caliper_store.errors import (
+    CaliperStoreError,
+    EventConflict,
+    Overloaded,
+    StorageUnavailable,
+    Unauthorized,
+)
+from caliper_store.storage.base import Store, WriteTransaction
+from caliper_store.storage.records import (
+    EntityRow,
+    EventRow,
+    ItemVerdict,
+    QuarantineRow,
+    Reason,
+    Receipt,
+    WriteRequest,
+    conflict_reason,
+)
+
+logger = logging.getLogger(__name__)
+
+Outcome = Receipt | CaliperStoreError
+
+
+def _event_values(row: EventRow, request: WriteRequest, receipt_id: int) -> tuple[Any, ...]:
+    # Order of storage.schema.EVENT_COLUMNS.
+    return (
+        row.event_id,
+        row.has_derived_id,
+        row.content_hash,
+        row.caliper_version,
+        row.event_type,
+        row.action,
+        row.actor_id,
+        row.actor_type,
+        row.actor_external_id,
+        row.object_id,
+        row.object_type,
+        row.group_id,
+        row.membership_role,
+        row.session_id,
+        row.ed_app_id,
+        request.sensor,
+        request.api_key_id,
+        receipt_id,
+        row.is_extension,
+        row.event_time,
+        request.received_at,
+        row.raw,
+    )
+
+
+def _quarantine_values(
+    index: int,
+    raw: str,
+    reasons: Sequence[Reason],
+    event_id: str | None,
+    version: str | None,
+    request: WriteRequest,
+    receipt_id: int,
+) -> tuple[Any, ...]:
+    return (
+        receipt_id,
+        request.api_key_id,
+        index,
+        event_id,
+        version,
+        reasons[0].code,
+        json.dumps([reason.as_json() for reason in reasons]),
+        request.received_at,
+        raw,
+    )
+
+
+def _strict_conflicts(
+    transaction: WriteTransaction, request: WriteRequest, first_seen: dict[str, str]
+) -> list[dict[str, object]]:
+    rows = [item for item in request.items if isinstance(item, EventRow)]
+    stored = transaction.event_hashes([row.event_id for row in rows])
+    conflicts = []
+    for row in rows:
+        reference = stored.get(row.event_id, first_seen.get(row.event_id))
+        if reference is not None and reference != row.content_hash:
+            conflicts.append(conflict_reason(row).as_json())
+    return conflicts
+
+
+def commit_batch(store: Store, requests: Sequence[WriteRequest]) -> list[Outcome]:
+    """Commit every request in one transaction and return each request's outcome.
+
+    A request whose key stopped being active gets :class:`Unauthorized`; a strict request with
+    a conflicting event id gets :class:`EventConflict` and stores nothing. Every other request
+    gets its :class:`Receipt`.
+    """
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    with store.write_transaction() as transaction:
+        active = transaction.active_key_ids({request.api_key_id for request in requests})
+        first_seen: dict[str, str] = {}
+        live: list[int] = []
+        for position, request in enumerate(requests):
+            if request.api_key_id not in active:
+                outcomes[position] = Unauthorized("the API key is not active")
+                continue
+            if request.is_strict:
+                conflicts = _strict_conflicts(transaction, request, first_seen)
+                if conflicts:
+                    outcomes[position] = EventConflict(
+                        "strict mode: event ids already stored with different content",
+                        errors=conflicts,
+                    )
+                    continue
+            live.append(position)
+            for item in request.items:
+                if isinstance(item, EventRow):
+                    first_seen.setdefault(item.event_id, item.content_hash)
+        if not live:
+            return [outcome for outcome in outcomes if outcome is not None]
+
+        receipt_ids = transaction.allocate_receipt_ids(len(live))
+        plan = _Plan()
+        for receipt_id, position in zip(receipt_ids, live, strict=True):
+            plan.add(requests[position], receipt_id)
+        stored_events = transaction.insert_events(plan.event_values)
+        stored_entities = transaction.insert_entities(plan.entity_values)
+        verdicts = plan.verdicts(stored_events, stored_entities)
+        transaction.insert_quarantine(plan.quarantine_values)
+        receipts = []
+        for receipt_id, position in zip(receipt_ids, live, strict=True):
+            request = requests[position]
+            receipt = Receipt(receipt_id, request.is_envelope, tuple(verdicts[receipt_id]))
+            receipts.append(
+                (
+                    receipt_id,
+                    request.api_key_id,
+                    request.sensor,
+                    request.send_time,
+                    request.data_version,
+                    request.is_envelope,
+                    request.received_at,
+                    request.body_bytes,
+                    len(request.items),
+                    receipt.count("stored"),
+                    receipt.count("duplicate"),
+                    receipt.count("quarantined"),
+                )
+            )
+            outcomes[position] = receipt
+        transaction.insert_receipts(receipts)
+        transaction.touch_keys(
+            {requests[position].api_key_id for position in live}, requests[live[-1]].received_at
+        )
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+@dataclass
+class _Plan:
+    """The rows of one group commit, and what to decide once the database has answered."""
+
+    event_values: list[tuple[Any, ...]] = field(default_factory=list)
+    entity_values: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantine_values: list[tuple[Any, ...]] = field(default_factory=list)
+    # (receipt id, request, item) in request order, for the verdicts.
+    items: list[tuple[int, WriteRequest, EventRow | EntityRow | QuarantineRow, bool]] = field(
+        default_factory=list
+    )
+    first_hash: dict[str, str] = field(default_factory=dict)
+    first_entities: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, request: WriteRequest, receipt_id: int) -> None:
+        for item in request.items:
+            is_first = False
+            if isinstance(item, EventRow):
+                if item.event_id not in self.first_hash:
+                    self.first_hash[item.event_id] = item.content_hash
+                    self.event_values.append(_event_values(item, request, receipt_id))
+                    is_first = True
+            elif isinstance(item, EntityRow):
+                key = (item.entity_id, item.content_hash)
+                if key not in self.first_entities:
+                    self.first_entities.add(key)
+                    self.entity_values.append(
+                        (
+                            item.entity_id,
+                            item.content_hash,
+                            item.caliper_version,
+                            item.entity_type,
+                            request.api_key_id,
+                            receipt_id,
+                            request.received_at,
+                            item.raw,
+                        )
+                    )
+                    is_first = True
+            else:
+                self.quarantine_values.append(
+                    _quarantine_values(
+                        item.index,
+                        item.raw,
+                        item.reasons,
+                        item.event_id,
+                        item.caliper_version,
+                        request,
+                        receipt_id,
+                    )
+                )
+            self.items.append((receipt_id, request, item, is_first))
+
+    def verdicts(
+        self, stored_events: dict[str, str], stored_entities: set[tuple[str, str]]
+    ) -> dict[int, list[ItemVerdict]]:
+        """Decide each item's verdict; conflicts become quarantine rows."""
+        verdicts: dict[int, list[ItemVerdict]] = {}
+        for receipt_id, request, item, is_first in self.items:
+            if isinstance(item, EventRow):
+                reference = stored_events.get(item.event_id)
+                if reference is None and not is_first:
+                    reference = self.first_hash[item.event_id]
+                warnings = tuple(item.warnings)
+                if reference is None:
+                    verdict = ItemVerdict(item.index, "event", item.event_id, "stored", (), warnings)
+                elif reference == item.content_hash:
+                    verdict = ItemVerdict(item.index, "event", item.event_id, "duplicate", (), warnings)
+                else:
+                    reason = conflict_reason(item)
+                    self.quarantine_values.append(
+                        _quarantine_values(
+                            item.index,
+                            item.raw,
+                            [reason],
+                            item.event_id,
+                            item.caliper_version,
+                            request,
+                            receipt_id,
+                        )
+                    )
+                    verdict = ItemVerdict(
+                        item.index, "event", item.event_id, "quarantined", (reason,), warnings
+                    )
+            elif isinstance(item, EntityRow):
+                is_known = not is_first or (item.entity_id, item.content_hash) in stored_entities
+                verdict = ItemVerdict(
+                    item.index,
+                    "entity",
+                    item.entity_id,
+                    "duplicate" if is_known else "stored",
+                    (),
+                    tuple(item.warnings),
+                )
+            else:
+                verdict = ItemVerdict(
+                    item.index, "invalid", item.event_id, "quarantined", tuple(item.reasons)
+                )
+            verdicts.setdefault(receipt_id, []).append(verdict)
+        return verdicts
+
+
+@dataclass(slots=True)
+class _Waiting:
+    request: WriteRequest
+    future: asyncio.Future[Receipt]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupCommitWriter:
+    """The one writer of a process: a bounded queue and a thread that commits it in batches."""
+
+    def __init__(
+        self, store: Store, *, queue_events: int, batch_events: int, retry_after_s: int
+    ) -> None:
+        self._store = store
+        self._queue_events = queue_events
+        self._batch_events = batch_events
+        self._retry_after_s = retry_after_s
+        self._queue: deque[_Waiting] = deque()
+        self._queued_events = 0
+        self._condition = threading.Condition()
+        self._is_stopping = False
+        self._thread = threading.Thread(target=self._run, name="caliper-writer", daemon=True)
+        self.is_healthy = True
+
+    @property
+    def queued_events(self) -> int:
+        """Events waiting for a commit right now."""
+        return self._queued_events
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        with self._condition:
+            self._is_stopping = True
+            self._condition.notify()
+        self._thread.join()
+
+    async def submit(self, request: WriteRequest) -> Receipt:
+        """Queue a request and wait until its items are committed.
+
+        Raises:
+            Overloaded: the queue cannot take this many more events now.
+            StorageUnavailable: the transaction failed; nothing of the request was stored.
+            Unauthorized: the key was deactivated or revoked before the commit.
+            EventConflict: strict mode and an event id conflicts.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Receipt] = loop.create_future()
+        size = max(request.event_count, 1)
+        with self._condition:
+            if self._is_stopping:
+                raise StorageUnavailable(
+                    "the server is shutting down", retry_after_s=self._retry_after_s
+                )
+            if self._queued_events + size > self._queue_events:
+                raise Overloaded(
+                    f"the write queue is full ({self._queued_events} events waiting)",
+                    retry_after_s=self._retry_after_s,
+                )
+            self._queue.append(_Waiting(request, future, loop))
+            self._queued_events += size
+            self._condition.notify()
+        return await future
+
+    def _take_batch(self) -> list[_Waiting] | None:
+        with self._condition:
+            while not self._queue and not self._is_stopping:
+                self._condition.wait()
+            if not self._queue:
+                return None
+            batch = [self._queue.popleft()]
+            taken = max(batch[0].request.event_count, 1)
+            while self._queue:
+                size = max(self._queue[0].request.event_count, 1)
+                if taken + size > self._batch_events:
+                    break
+                batch.append(self._queue.popleft())
+                taken += size
+            return batch
+
+    def _release(self, batch: list[_Waiting]) -> None:
+        with self._condition:
+            self._queued_events -= sum(max(w.request.event_count, 1) for w in batch)
+
+    def _run(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            outcomes: Sequence[Outcome]
+            try:
+                outcomes = commit_batch(self._store, [waiting.request for waiting in batch])
+                self.is_healthy = True
+            except Exception as error:  # any database failure: nothing of the batch committed
+                logger.error("group commit of %d requests failed: %r", len(batch), error)
+                self.is_healthy = False
+                failure = StorageUnavailable(
+                    "the database did not accept the write; nothing was stored",
+                    retry_after_s=self._retry_after_s,
+                )
+                outcomes = [failure] * len(batch)
+            self._release(batch)
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                waiting.loop.call_soon_threadsafe(_settle, waiting.future, outcome)
+
+
+def _settle(future: asyncio.Future[Receipt], outcome: Outcome) -> None:
+    if future.cancelled():
+        return
+    if isinstance(outcome, Receipt):
+        future.set_result(outcome)
+    else:
+        future.set_exception(outcome)

@@ -1,0 +1,83 @@
+"""The ASGI application: routes, error handlers and the lifespan, assembled from settings."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from caliper_store.config import Settings, settings_from_environment
+from caliper_store.errors import CaliperStoreError
+from caliper_store.ingest import IngestLimits
+from caliper_store.storage import GroupCommitWriter, open_store
+from caliper_store.web import health, ingest
+from caliper_store.web.auth import KeyAuthenticator
+from caliper_store.web.context import AppContext
+from caliper_store.web.problems import handle_http_error, handle_store_error, handle_unexpected
+
+logger = logging.getLogger(__name__)
+
+ROUTES = [
+    Route("/caliper", ingest.post_events, methods=["POST"]),
+    Route("/caliper", ingest.endpoint_config, methods=["GET"]),
+    # The 1EdTech certification suite posts to a path ending in /message.
+    Route("/caliper/message", ingest.post_events, methods=["POST"]),
+    Route("/caliper/message", ingest.endpoint_config, methods=["GET"]),
+    Route("/caliper/validate", ingest.validate_events, methods=["POST"]),
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+]
+
+PROBLEM_HANDLERS = {
+    CaliperStoreError: handle_store_error,
+    HTTPException: handle_http_error,
+    Exception: handle_unexpected,
+}
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the application for these settings; nothing is opened until the lifespan starts."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppContext]]:
+        store = open_store(settings)
+        try:
+            # Zero set-up: a new database gets the current schema; an old one must be migrated.
+            await run_in_threadpool(store.require_current_schema, create_if_empty=True)
+            writer = GroupCommitWriter(
+                store,
+                queue_events=settings.writer_queue_events,
+                batch_events=settings.writer_batch_events,
+                retry_after_s=settings.retry_after_s,
+            )
+            writer.start()
+            try:
+                context = AppContext(
+                    settings=settings,
+                    store=store,
+                    writer=writer,
+                    authenticator=KeyAuthenticator(store.keys),
+                    limits=IngestLimits.from_settings(settings),
+                )
+                logger.info("caliper-store ready on %s", store.backend)
+                yield {"context": context}
+            finally:
+                await run_in_threadpool(writer.stop)
+        finally:
+            store.close()
+
+    return Starlette(
+        routes=ROUTES,
+        exception_handlers=PROBLEM_HANDLERS,  # type: ignore[arg-type]  # handlers typed loosely
+        lifespan=lifespan,
+    )
+
+
+def app_from_environment() -> Starlette:
+    """Zero-argument factory for uvicorn workers: each worker builds its app from the environment."""
+    return create_app(settings_from_environment())

@@ -1,0 +1,79 @@
+"""API key authentication: the key from ``Authorization`` (Bearer or bare), checked against hashes.
+
+Ingest uses a short-lived cache of active keys to keep the database off the hot path; the
+group-commit writer checks every key again inside its transaction, so a deactivated key is
+refused at once all the same. Other routes look the key up every time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from caliper_store.errors import Forbidden, Unauthorized
+from caliper_store.storage import ApiKey, KeyRegistry, hash_key
+
+CACHE_TTL_S = 5.0
+MAX_CACHED_KEYS = 10_000
+
+
+def presented_key(request: Request) -> str:
+    """The key in ``Authorization``: ``Bearer <key>`` or, as Moodle sends it, the bare key."""
+    header = request.headers.get("authorization", "").strip()
+    scheme, _, rest = header.partition(" ")
+    key = rest.strip() if scheme.lower() == "bearer" else header
+    if not key:
+        raise Unauthorized("send the API key in Authorization: Bearer <key>", field="Authorization")
+    return key
+
+
+def require_scope(key: ApiKey, scope: str) -> None:
+    """Refuse a key that lacks ``scope``."""
+    if scope not in key.scopes:
+        raise Forbidden(f"this API key has no {scope!r} scope", field="Authorization")
+
+
+@dataclass
+class _Cached:
+    key: ApiKey
+    until: float
+
+
+class KeyAuthenticator:
+    """Turns a request into the ApiKey that sent it, or raises Unauthorized."""
+
+    def __init__(self, registry: KeyRegistry) -> None:
+        self._registry = registry
+        self._cache: dict[str, _Cached] = {}
+
+    async def authenticate(self, request: Request, *, is_cached: bool) -> ApiKey:
+        """The active key that sent this request.
+
+        Args:
+            request: the incoming request.
+            is_cached: ingest only; the writer re-checks the key in its transaction.
+        """
+        key = presented_key(request)
+        digest = hash_key(key)
+        if is_cached:
+            cached = self._cache.get(digest)
+            if cached is not None and cached.until > time.monotonic():
+                return cached.key
+        found = await run_in_threadpool(self._registry.authenticate, key)
+        if found is None or not found.is_active:
+            self._cache.pop(digest, None)
+            raise Unauthorized("the API key is unknown, deactivated or revoked", field="Authorization")
+        if len(self._cache) >= MAX_CACHED_KEYS:
+            self._cache.clear()
+        self._cache[digest] = _Cached(found, time.monotonic() + CACHE_TTL_S)
+        return found
+
+    def forget(self, request: Request) -> None:
+        """Drop the request's key from the cache (the writer found it inactive)."""
+        try:
+            self._cache.pop(hash_key(presented_key(request)), None)
+        except Unauthorized:
+            return

@@ -1,0 +1,35 @@
+"""What the lifespan builds and every handler reaches through ``request.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+
+from caliper_store.config import Settings
+from caliper_store.ingest import IngestLimits
+from caliper_store.storage import GroupCommitWriter, Store
+from caliper_store.web.auth import KeyAuthenticator
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """The long-lived objects of one server process."""
+
+    settings: Settings
+    store: Store
+    writer: GroupCommitWriter
+    authenticator: KeyAuthenticator
+    limits: IngestLimits
+
+
+def context_of(request: Request) -> AppContext:
+    """The AppContext the lifespan put in the request state."""
+    context: AppContext = request.state.context
+    return context
+
+
+def utc_now_text() -> str:
+    """Now, as the fixed-width UTC text the store keeps."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

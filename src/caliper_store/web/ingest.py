@@ -1,0 +1,112 @@
+"""The Caliper Sensor API endpoint: POST events, GET the endpoint's configuration, dry-run validate."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from caliper_store.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from caliper_store.ingest import prepare_request, receipt_body, validate_body
+from caliper_store.vocab import SUPPORTED_VERSIONS, VOCABULARIES
+from caliper_store.web.auth import require_scope
+from caliper_store.web.context import context_of, utc_now_text
+
+# Bodies above this are parsed on a worker thread so one huge batch cannot stall the event loop.
+THREAD_PARSE_BYTES = 256 * 1024
+JSON_MEDIA_TYPES = ("application/json", "application/ld+json")
+
+
+def _require_json(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES and not media_type.endswith("+json"):
+        shown = media_type or "none"
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {shown}", field="Content-Type"
+        )
+
+
+async def read_body(request: Request, max_body_bytes: int) -> bytes:
+    """The whole body, refusing more than ``max_body_bytes`` before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        raise PayloadTooLarge(
+            f"the body is {declared} bytes; the limit is {max_body_bytes}", field="body"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body_bytes:
+            raise PayloadTooLarge(f"the body exceeds the limit of {max_body_bytes} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def wants_receipt(request: Request) -> bool:
+    """Receipts are opt-in: the spec says a 200 body SHOULD be empty."""
+    flag = request.query_params.get("receipt", "").lower()
+    prefer = request.headers.get("prefer", "").lower()
+    return flag in ("1", "true", "yes") or "return=representation" in prefer
+
+
+async def post_events(request: Request) -> Response:
+    """Receive an envelope; answer 200 only once every item is committed or quarantined."""
+    context = context_of(request)
+    key = await context.authenticator.authenticate(request, is_cached=True)
+    require_scope(key, "ingest")
+    _require_json(request)
+    body = await read_body(request, context.limits.max_body_bytes)
+    received_at = utc_now_text()
+    if len(body) > THREAD_PARSE_BYTES:
+        prepared = await run_in_threadpool(
+            prepare_request, body, key=key, limits=context.limits, received_at=received_at
+        )
+    else:
+        prepared = prepare_request(body, key=key, limits=context.limits, received_at=received_at)
+    try:
+        receipt = await context.writer.submit(prepared.request)
+    except Unauthorized:
+        context.authenticator.forget(request)
+        raise
+    if wants_receipt(request):
+        return JSONResponse(receipt_body(receipt, prepared.envelope))
+    # Moodle treats any status but 200 as failure; the spec says the body SHOULD be empty.
+    return Response(status_code=200)
+
+
+async def validate_events(request: Request) -> Response:
+    """Every ingest check, nothing stored: the full verdict for people building sensors."""
+    context = context_of(request)
+    key = await context.authenticator.authenticate(request, is_cached=False)
+    require_scope(key, "ingest")
+    _require_json(request)
+    body = await read_body(request, context.limits.max_body_bytes)
+    verdict = await run_in_threadpool(
+        validate_body,
+        body,
+        key=key,
+        limits=context.limits,
+        store=context.store,
+        received_at=utc_now_text(),
+    )
+    return JSONResponse(verdict)
+
+
+async def endpoint_config(request: Request) -> Response:
+    """Caliper 1.2 section 6: an authorized GET answers with the endpoint's configuration."""
+    context = context_of(request)
+    await context.authenticator.authenticate(request, is_cached=False)
+    contexts = sorted(
+        iri
+        for version in SUPPORTED_VERSIONS
+        for iri in VOCABULARIES[version].contexts
+        if iri.startswith("http://")
+    )
+    return JSONResponse(
+        {
+            "caliperSupportedVersions": contexts,
+            "caliperMaximumPayloadSize": context.limits.max_body_bytes // 1024,
+            "caliperSupportedExtensions": [],
+        }
+    )

@@ -1,0 +1,114 @@
+"""RFC 7807 problem responses: the one table from error class to HTTP status, type and title."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from caliper_store.errors import (
+    CaliperStoreError,
+    EventConflict,
+    Forbidden,
+    MalformedEnvelope,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    SchemaOutOfDate,
+    StorageUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+    UnsupportedVersion,
+)
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "urn:caliper-store:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# error class -> (status, slug, title). Looked up along the class's MRO.
+PROBLEMS: dict[type[CaliperStoreError], tuple[int, str, str]] = {
+    MalformedEnvelope: (400, "malformed-envelope", "The body is not a Caliper envelope"),
+    Unauthorized: (401, "unauthorized", "A valid, active API key is required"),
+    Forbidden: (403, "forbidden", "The API key lacks the scope this needs"),
+    NotFound: (404, "not-found", "Not found"),
+    EventConflict: (409, "event-conflict", "An event id is already stored with other content"),
+    PayloadTooLarge: (413, "payload-too-large", "The request is larger than the store accepts"),
+    UnsupportedMediaType: (415, "unsupported-media-type", "The body must be JSON"),
+    UnsupportedVersion: (422, "unsupported-version", "This Caliper version is not supported"),
+    Overloaded: (503, "overloaded", "The store is busy; retry later"),
+    StorageUnavailable: (503, "storage-unavailable", "The database cannot take writes now"),
+    SchemaOutOfDate: (503, "schema-out-of-date", "The database schema needs migrating"),
+    CaliperStoreError: (400, "bad-request", "The request cannot be processed"),
+}
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render an ``application/problem+json`` response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if extra:
+        body.update(extra)
+    return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def response_for(error: CaliperStoreError) -> Response:
+    """The problem response for one of our errors."""
+    for cls in type(error).__mro__:
+        if cls in PROBLEMS:
+            status, slug, title = PROBLEMS[cls]  # type: ignore[index]  # cls is a CaliperStoreError
+            break
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if error.field is not None:
+        extra["field"] = error.field
+    if isinstance(error, MalformedEnvelope | EventConflict) and error.errors:
+        extra["errors"] = error.errors
+    if isinstance(error, Overloaded | StorageUnavailable):
+        headers["Retry-After"] = str(error.retry_after_s)
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="caliper"'
+    return problem_response(status, slug, title, error.detail, extra=extra, headers=headers)
+
+
+async def handle_store_error(request: Request, error: Exception) -> Response:
+    """Starlette exception handler for every CaliperStoreError."""
+    assert isinstance(error, CaliperStoreError)
+    return response_for(error)
+
+
+async def handle_http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own HTTP errors (404 route, 405 method) in the same problem shape."""
+    status = getattr(error, "status_code", 500)
+    detail = getattr(error, "detail", "") or "error"
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(status, "http-error")
+    return problem_response(status, slug, str(detail), f"{request.method} {request.url.path}: {detail}")
+
+
+async def handle_unexpected(request: Request, error: Exception) -> Response:
+    """The one catch-all: log with a request id (no body, no key), answer a 500 problem."""
+    request_id = uuid.uuid4().hex[:12]
+    logger.exception("unhandled error on %s %s [request %s]", request.method, request.url.path, request_id)
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal error",
+        f"an unexpected error occurred; nothing was acknowledged (request {request_id})",
+        extra={"requestId": request_id},
+    )

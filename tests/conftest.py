@@ -1,0 +1,67 @@
+"""Shared fixtures: real SQLite files, real server processes, keys, the corpus by path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from caliper_store.config import Settings
+from caliper_store.storage import Store, open_store
+from tests.fixtures.payloads import corpus_dir
+from tests.fixtures.server import ServerProcess
+
+
+def pytest_report_header() -> list[str]:
+    corpus = corpus_dir()
+    shown = str(corpus) if corpus.is_dir() else f"{corpus} (absent: corpus tests skip)"
+    return [f"caliper corpus: {shown}"]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'caliper.db'}"
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(Settings(database_url=database_url))
+    opened.require_current_schema(create_if_empty=True)
+    yield opened
+    opened.close()
+
+
+@dataclass
+class Client:
+    """An HTTP client bound to a running server, with a key of its own."""
+
+    server: ServerProcess
+    http: httpx.Client
+    key: str
+
+    def post(self, body: object, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        headers.update(kwargs.pop("headers", {}))  # type: ignore[arg-type]
+        content = body if isinstance(body, bytes) else httpx.Request("POST", "/", json=body).content
+        return self.http.post("/caliper", content=content, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+def start_server(tmp_path: Path, database_url: str, *flags: str) -> ServerProcess:
+    return ServerProcess(database_url, tmp_path / "server.log", list(flags)).start()
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
+    running = start_server(tmp_path, database_url)
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+@pytest.fixture
+def client(server: ServerProcess, store: Store) -> Iterator[Client]:
+    key, _ = store.keys.create(label="test sensor", now="2024-01-01T00:00:00.000000Z")
+    with httpx.Client(base_url=server.base_url, timeout=60) as http:
+        yield Client(server, http, key)
