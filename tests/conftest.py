@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from caliper_store.config import Settings
@@ -42,11 +43,19 @@ class Client:
     http: httpx.Client
     key: str
 
-    def post(self, body: object, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-        headers.update(kwargs.pop("headers", {}))  # type: ignore[arg-type]
-        content = body if isinstance(body, bytes) else httpx.Request("POST", "/", json=body).content
-        return self.http.post("/caliper", content=content, headers=headers, **kwargs)  # type: ignore[arg-type]
+    def post(
+        self,
+        body: object,
+        *,
+        path: str = "/caliper",
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST a JSON document (or raw bytes) with this client's key."""
+        sent = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        sent.update(headers or {})
+        content = body if isinstance(body, bytes) else orjson.dumps(body)
+        return self.http.post(path, content=content, headers=sent, params=params)
 
 
 def start_server(tmp_path: Path, database_url: str, *flags: str) -> ServerProcess:
@@ -57,7 +66,7 @@ def start_server(tmp_path: Path, database_url: str, *flags: str) -> ServerProces
 def server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
     running = start_server(tmp_path, database_url)
     yield running
-    assert running.stop() == 0, running.log()
+    assert running.stop(), running.log()
 
 
 @pytest.fixture

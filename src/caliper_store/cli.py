@@ -74,7 +74,11 @@ database_option = click.option(
 @click.version_option(package_name="caliper_store")
 def main(config: Path | None) -> None:
     """An IMS Caliper event store: receive, keep and query learning events."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Migration steps are reported by `migrate` itself; alembic's INFO lines are noise.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _setting_options(command: F) -> F:
@@ -92,7 +96,7 @@ def _setting_options(command: F) -> F:
 @_setting_options
 @click.pass_context
 @_friendly_errors
-def serve(ctx: click.Context, **flags: object) -> None:
+def serve(ctx: click.Context, /, **flags: object) -> None:
     """Run the HTTP server (ingest, health) until interrupted."""
     import uvicorn
 
@@ -137,7 +141,7 @@ def migrate(ctx: click.Context, database: str | None) -> None:
     settings = _settings(ctx, database_url=database)
     store = open_store(settings)
     try:
-        before, revision = store.schema_state()
+        _, revision = store.schema_state()
         store.migrate()
         after, head = store.schema_state()
     finally:
@@ -292,7 +296,9 @@ def quarantine() -> None:
 @quarantine.command("list")
 @click.option("--limit", default=50, show_default=True, help="How many, newest first.")
 @click.option("--reason", default=None, help="Only items with this reason code.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output, raw items included.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Machine-readable output, raw items included."
+)
 @database_option
 @click.pass_context
 @_friendly_errors

@@ -1,4 +1,4 @@
-"""Settings: every knob named, defaulted and explained once; loaded from flags, environment and file.
+"""Settings: every knob named, defaulted and explained once; read from flags, environment, file.
 
 Precedence is flags > ``CALIPER_STORE_*`` environment variables > TOML file > defaults.
 Only entry points (the CLI, the uvicorn factory) call :func:`load_settings`; everything else
@@ -51,15 +51,14 @@ class Settings:
         1_048_576, "Longest string value accepted in one item; longer items go to quarantine."
     )
     max_id_chars: int = _setting(
-        2_048, "Longest identifier (event, actor, object, group ids) accepted; longer is quarantined."
+        2_048,
+        "Longest identifier (event, actor, object, group ids) accepted; longer is quarantined.",
     )
     writer_queue_events: int = _setting(
         50_000,
         "Most events waiting for the group-commit writer; beyond it ingest answers 503.",
     )
-    writer_batch_events: int = _setting(
-        5_000, "Most events the writer commits in one transaction."
-    )
+    writer_batch_events: int = _setting(5_000, "Most events the writer commits in one transaction.")
     retry_after_s: int = _setting(
         1, "Seconds a client is told to wait (Retry-After) when the store is overloaded."
     )

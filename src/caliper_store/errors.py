@@ -41,7 +41,11 @@ class MalformedEnvelope(CaliperStoreError):
     """The body is not JSON, or not a Caliper envelope where one is required."""
 
     def __init__(
-        self, detail: str, *, field: str | None = None, errors: list[dict[str, object]] | None = None
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(detail, field=field)
         self.errors = errors or []
@@ -54,7 +58,7 @@ class UnsupportedVersion(CaliperStoreError):
 class EventConflict(CaliperStoreError):
     """Strict mode only: an event id already stored with other content."""
 
-    def __init__(self, detail: str, *, errors: list[dict[str, object]]) -> None:
+    def __init__(self, detail: str, *, errors: list[dict[str, str]]) -> None:
         super().__init__(detail, field="data")
         self.errors = errors
 

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import pytest
+from tests.fixtures.payloads import canvas_event, envelope
 
 from caliper_store.errors import MalformedEnvelope, PayloadTooLarge, UnsupportedVersion
 from caliper_store.ingest.envelope import parse_envelope
-from tests.fixtures.payloads import canvas_event, envelope
 
 
 def test_envelope_without_data_version_is_accepted() -> None:
-    parsed = parse_envelope(envelope([canvas_event()], data_version=None), is_strict=False, max_items=10)
-    assert parsed.is_envelope and parsed.version is None and len(parsed.items) == 1
+    parsed = parse_envelope(
+        envelope([canvas_event()], data_version=None), is_strict=False, max_items=10
+    )
+    assert parsed.is_envelope
+    assert parsed.version is None
+    assert len(parsed.items) == 1
 
 
 def test_bare_event_and_bare_array_are_items_without_envelope() -> None:
     assert not parse_envelope(canvas_event(), is_strict=False, max_items=10).is_envelope
     parsed = parse_envelope([canvas_event(), canvas_event()], is_strict=False, max_items=10)
-    assert not parsed.is_envelope and len(parsed.items) == 2
+    assert not parsed.is_envelope
+    assert len(parsed.items) == 2
 
 
-@pytest.mark.parametrize("document", [canvas_event(), [canvas_event()], envelope([canvas_event()], data_version=None)])
+@pytest.mark.parametrize(
+    "document", [canvas_event(), [canvas_event()], envelope([canvas_event()], data_version=None)]
+)
 def test_strict_mode_requires_a_full_envelope(document: object) -> None:
     with pytest.raises(MalformedEnvelope):
         parse_envelope(document, is_strict=True, max_items=10)
@@ -28,7 +35,11 @@ def test_strict_mode_requires_a_full_envelope(document: object) -> None:
 
 def test_unknown_data_version_is_unsupported() -> None:
     with pytest.raises(UnsupportedVersion) as raised:
-        parse_envelope(envelope([], data_version="http://purl.imsglobal.org/ctx/caliper/v2p0"), is_strict=False, max_items=10)
+        parse_envelope(
+            envelope([], data_version="http://purl.imsglobal.org/ctx/caliper/v2p0"),
+            is_strict=False,
+            max_items=10,
+        )
     assert raised.value.field == "dataVersion"
 
 

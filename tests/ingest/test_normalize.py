@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.fixtures.payloads import canvas_event, moodle_event
 
 from caliper_store.ingest.limits import ItemLimits
-from caliper_store.ingest.normalize import ItemContext, derive_event_id, normalize_id, normalize_item
+from caliper_store.ingest.normalize import (
+    ItemContext,
+    derive_event_id,
+    normalize_id,
+    normalize_item,
+)
 from caliper_store.ingest.times import parse_time
 from caliper_store.storage import EntityRow, EventRow, QuarantineRow
-from tests.fixtures.payloads import canvas_event, moodle_event
 
 LIMITS = ItemLimits(max_nesting_depth=64, max_string_chars=1_000_000, max_id_chars=2048)
 V1P1 = ItemContext("1.1", LIMITS)
@@ -40,7 +45,9 @@ def test_event_without_id_gets_the_same_derived_id_every_time() -> None:
     first = normalize_item(moodle_event(1, 2, 3), 0, NO_VERSION)
     again = normalize_item(moodle_event(1, 2, 3), 5, NO_VERSION)
     other = normalize_item(moodle_event(1, 2, 4), 0, NO_VERSION)
-    assert isinstance(first, EventRow) and isinstance(again, EventRow) and isinstance(other, EventRow)
+    assert isinstance(first, EventRow)
+    assert isinstance(again, EventRow)
+    assert isinstance(other, EventRow)
     assert first.event_id == again.event_id == derive_event_id(first.content_hash)
     assert first.event_id != other.event_id
     assert first.event_id.startswith("urn:uuid:")
@@ -49,10 +56,16 @@ def test_event_without_id_gets_the_same_derived_id_every_time() -> None:
 @pytest.mark.parametrize(
     ("sent", "normalized"),
     [
-        ("urn:uuid:3A648E68-F00D-4C08-AA59-8738E1884F2C", "urn:uuid:3a648e68-f00d-4c08-aa59-8738e1884f2c"),
+        (
+            "urn:uuid:3A648E68-F00D-4C08-AA59-8738E1884F2C",
+            "urn:uuid:3a648e68-f00d-4c08-aa59-8738e1884f2c",
+        ),
         ("3a648e68-f00d-4c08-aa59-8738e1884f2c", "urn:uuid:3a648e68-f00d-4c08-aa59-8738e1884f2c"),
         ("https://example.edu/events/1", "https://example.edu/events/1"),
-        ("urn:uuid:not-a-uuid-but-36-chars-long-xxxxxxxx", "urn:uuid:not-a-uuid-but-36-chars-long-xxxxxxxx"),
+        (
+            "urn:uuid:not-a-uuid-but-36-chars-long-xxxxxxxx",
+            "urn:uuid:not-a-uuid-but-36-chars-long-xxxxxxxx",
+        ),
     ],
 )
 def test_event_ids_have_one_spelling(sent: str, normalized: str) -> None:
@@ -87,12 +100,18 @@ def test_canvas_event_columns_and_sis_id() -> None:
 
 def test_blackboard_context_array_plain_uuid_and_iri_action_are_stored_as_extension() -> None:
     item = {
-        "@context": ["http://caliper.blackboard.com/ctx/caliper/v1p1/Context", "http://purl.imsglobal.org/ctx/caliper/v1p1"],
+        "@context": [
+            "http://caliper.blackboard.com/ctx/caliper/v1p1/Context",
+            "http://purl.imsglobal.org/ctx/caliper/v1p1",
+        ],
         "id": "6fa459ea-ee8a-3ca4-894e-db77e160355e",
         "type": "http://caliper.blackboard.com/caliper/v1p1/ForumEvent",
         "action": "http://caliper.blackboard.com/vocab/caliper/v1p1/action#Create",
         "actor": "https://caliper-mapping.cloudbb.blackboard.com/v1/sites/s1/users/u1",
-        "object": {"id": "https://caliper-mapping.cloudbb.blackboard.com/v1/sites/s1/forums/f1", "type": "Forum"},
+        "object": {
+            "id": "https://caliper-mapping.cloudbb.blackboard.com/v1/sites/s1/forums/f1",
+            "type": "Forum",
+        },
         "eventTime": "2024-02-01T01:02:03.000Z",
         "extensions": {"bb:user.externalId": "jdoe01", "bb:request.headers.ipAddress": "10.0.0.1"},
     }
@@ -119,7 +138,9 @@ def test_blackboard_context_array_plain_uuid_and_iri_action_are_stored_as_extens
         ({"@context": "http://purl.imsglobal.org/ctx/caliper/v9p9"}, "unsupported_version"),
     ],
 )
-def test_items_that_cannot_be_events_are_quarantined_with_reason(change: dict[str, Any], code: str) -> None:
+def test_items_that_cannot_be_events_are_quarantined_with_reason(
+    change: dict[str, Any], code: str
+) -> None:
     item = canvas_event()
     item.update(change)
     row = normalize_item(item, 3, V1P1)
@@ -136,7 +157,9 @@ def test_non_object_items_are_quarantined(item: object) -> None:
 
 
 def test_limits_quarantine_deep_items_and_long_strings() -> None:
-    tight = ItemContext("1.1", ItemLimits(max_nesting_depth=5, max_string_chars=100, max_id_chars=50))
+    tight = ItemContext(
+        "1.1", ItemLimits(max_nesting_depth=5, max_string_chars=100, max_id_chars=50)
+    )
     deep: dict[str, Any] = canvas_event()
     deep["extensions"] = {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}
     assert codes(normalize_item(deep, 0, tight)) == {"too_deep"}

@@ -1,4 +1,4 @@
-"""Ingest: envelopes parsed, items normalized across Caliper versions and validated, then written."""
+"""Ingest: envelopes parsed, items normalized across Caliper versions, validated, then written."""
 
 from caliper_store.ingest.pipeline import (
     IngestLimits,

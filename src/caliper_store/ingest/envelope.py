@@ -108,7 +108,9 @@ def _read_envelope(document: dict[str, Any], *, is_strict: bool) -> Envelope:
     send_time, _ = parse_time(document.get("sendTime"))
     if send_time is None and document.get("sendTime") is not None:
         if is_strict:
-            raise MalformedEnvelope("strict mode: sendTime is not an ISO 8601 time", field="sendTime")
+            raise MalformedEnvelope(
+                "strict mode: sendTime is not an ISO 8601 time", field="sendTime"
+            )
         warnings.append(Reason("invalid_send_time", "sendTime", "sendTime is not an ISO 8601 time"))
 
     return Envelope(

@@ -1,4 +1,4 @@
-"""Normalization of one item across Caliper 1.0, 1.1 and 1.2 into an event, entity or quarantine row.
+"""Normalization of one item of any Caliper version into an event, entity or quarantine row.
 
 The raw item is kept exactly as parsed; only the extracted columns are normalized: 1.0's
 ``@id``/``@type`` and IRI actions become 1.1+ terms, ``urn:uuid:`` and plain UUID ids become one
@@ -55,7 +55,7 @@ def normalize_id(value: str) -> str:
 
 
 def derive_event_id(digest: str) -> str:
-    """A deterministic id from an event's canonical content, so re-sends of id-less events dedupe."""
+    """A deterministic id from an event's canonical content: re-sends of id-less events dedupe."""
     return URN_UUID + str(uuid.uuid5(DERIVED_ID_NAMESPACE, digest))
 
 
@@ -81,7 +81,9 @@ def _reference(value: Any) -> tuple[str | None, str | None, bool]:
     return None, None, True
 
 
-def _item_version(item: dict[str, Any], envelope_version: str | None) -> tuple[str | None, Reason | None]:
+def _item_version(
+    item: dict[str, Any], envelope_version: str | None
+) -> tuple[str | None, Reason | None]:
     context = item.get("@context")
     if context is not None:
         version = version_of_context(context)
@@ -89,14 +91,18 @@ def _item_version(item: dict[str, Any], envelope_version: str | None) -> tuple[s
             return version, None
         if CALIPER_CONTEXT_MARK in dump_json(context):
             return None, Reason(
-                "unsupported_version", "@context", "the item's @context names an unknown Caliper version"
+                "unsupported_version",
+                "@context",
+                "the item's @context names an unknown Caliper version",
             )
     if envelope_version is not None:
         return envelope_version, None
     if "@type" in item or "@id" in item:
         return "1.0", None
     return DEFAULT_VERSION, Reason(
-        "version_assumed", "@context", f"no @context or dataVersion; read as Caliper {DEFAULT_VERSION}"
+        "version_assumed",
+        "@context",
+        f"no @context or dataVersion; read as Caliper {DEFAULT_VERSION}",
     )
 
 
@@ -165,16 +171,33 @@ def normalize_item(item: Any, index: int, context: ItemContext) -> Item:
     raw_type = item.get("type", item.get("@type"))
     type_term = term_from_iri(raw_type) if isinstance(raw_type, str) and raw_type else None
     is_event = "action" in item or (
-        type_term is not None and (vocabulary.is_event_type(type_term) or type_term.endswith("Event"))
+        type_term is not None
+        and (vocabulary.is_event_type(type_term) or type_term.endswith("Event"))
     )
     digest = content_hash(item)
     if is_event:
         return _normalize_event(
-            item, index, path, raw, digest, version, vocabulary, type_term, warnings,
+            item,
+            index,
+            path,
+            raw,
+            digest,
+            version,
+            vocabulary,
+            type_term,
+            warnings,
             context.limits.max_id_chars,
         )
     return _normalize_entity(
-        item, index, path, raw, digest, version, vocabulary, type_term, warnings,
+        item,
+        index,
+        path,
+        raw,
+        digest,
+        version,
+        vocabulary,
+        type_term,
+        warnings,
         context.limits.max_id_chars,
     )
 
@@ -242,9 +265,7 @@ def _normalize_event(
     event_time, is_naive = parse_time(raw_time)
     if event_time is None:
         code = "missing_event_time" if raw_time in (None, "") else "unparseable_event_time"
-        reasons.append(
-            Reason(code, f"{path}.eventTime", "eventTime must be an ISO 8601 date-time")
-        )
+        reasons.append(Reason(code, f"{path}.eventTime", "eventTime must be an ISO 8601 date-time"))
     elif is_naive:
         warnings.append(
             Reason("naive_event_time", f"{path}.eventTime", "eventTime has no offset; read as UTC")
@@ -253,9 +274,15 @@ def _normalize_event(
     group_id, _, group_broken = _reference(item.get("group"))
     session_id, _, session_broken = _reference(item.get("session"))
     ed_app_id, _, ed_app_broken = _reference(item.get("edApp"))
-    for name, broken in (("group", group_broken), ("session", session_broken), ("edApp", ed_app_broken)):
+    for name, broken in (
+        ("group", group_broken),
+        ("session", session_broken),
+        ("edApp", ed_app_broken),
+    ):
         if broken:
-            warnings.append(Reason(f"invalid_{name.lower()}", f"{path}.{name}", f"{name} has no id"))
+            warnings.append(
+                Reason(f"invalid_{name.lower()}", f"{path}.{name}", f"{name} has no id")
+            )
 
     for name, value in (
         ("id", event_id),
@@ -275,19 +302,29 @@ def _normalize_event(
             )
     if reasons:
         return QuarantineRow(index, raw, reasons, event_id=event_id, caliper_version=version)
-    assert actor_id is not None and action is not None and object_id is not None
+    assert actor_id is not None
+    assert action is not None
+    assert object_id is not None
     assert event_time is not None
 
     is_extension = False
     if not vocabulary.is_event_type(type_term):
         is_extension = True
         warnings.append(
-            Reason("extension_type", f"{path}.type", f"{type_term!r} is not a Caliper {version} event type")
+            Reason(
+                "extension_type",
+                f"{path}.type",
+                f"{type_term!r} is not a Caliper {version} event type",
+            )
         )
     if action not in vocabulary.actions:
         is_extension = True
         warnings.append(
-            Reason("extension_action", f"{path}.action", f"{action!r} is not a Caliper {version} action")
+            Reason(
+                "extension_action",
+                f"{path}.action",
+                f"{action!r} is not a Caliper {version} action",
+            )
         )
     elif not is_extension and not vocabulary.allows_action(type_term, action):
         warnings.append(
@@ -346,13 +383,18 @@ def _normalize_entity(
         )
     elif len(entity_id) > max_id_chars:
         reasons.append(
-            Reason("id_too_long", f"{path}.id", f"the entity id is longer than max_id_chars={max_id_chars}")
+            Reason(
+                "id_too_long",
+                f"{path}.id",
+                f"the entity id is longer than max_id_chars={max_id_chars}",
+            )
         )
     if type_term is None:
         reasons.append(Reason("missing_type", f"{path}.type", "the entity has no type"))
     if reasons:
         return QuarantineRow(index, raw, reasons, event_id=entity_id, caliper_version=version)
-    assert entity_id is not None and type_term is not None
+    assert entity_id is not None
+    assert type_term is not None
     if not vocabulary.is_entity_type(type_term):
         warnings.append(
             Reason(

@@ -137,7 +137,9 @@ def validate_body(
             seen.setdefault(item.event_id, item.content_hash)
             warnings = tuple(item.warnings)
             if reference is None:
-                verdicts.append(ItemVerdict(item.index, "event", item.event_id, "stored", (), warnings))
+                verdicts.append(
+                    ItemVerdict(item.index, "event", item.event_id, "stored", (), warnings)
+                )
             elif reference == item.content_hash:
                 verdicts.append(
                     ItemVerdict(item.index, "event", item.event_id, "duplicate", (), warnings)
@@ -145,17 +147,25 @@ def validate_body(
             else:
                 verdicts.append(
                     ItemVerdict(
-                        item.index, "event", item.event_id, "quarantined",
-                        (conflict_reason(item),), warnings,
+                        item.index,
+                        "event",
+                        item.event_id,
+                        "quarantined",
+                        (conflict_reason(item),),
+                        warnings,
                     )
                 )
         elif isinstance(item, EntityRow):
             verdicts.append(
-                ItemVerdict(item.index, "entity", item.entity_id, "stored", (), tuple(item.warnings))
+                ItemVerdict(
+                    item.index, "entity", item.entity_id, "stored", (), tuple(item.warnings)
+                )
             )
         else:
             verdicts.append(
-                ItemVerdict(item.index, "invalid", item.event_id, "quarantined", tuple(item.reasons))
+                ItemVerdict(
+                    item.index, "invalid", item.event_id, "quarantined", tuple(item.reasons)
+                )
             )
     receipt = Receipt(0, prepared.envelope.is_envelope, tuple(verdicts))
     shown = receipt_body(receipt, prepared.envelope)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# Records first: the modules below import them through this package.
+from caliper_store.storage.base import QuarantinedItem, Store
+from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
+from caliper_store.storage.migrate import SchemaState
+from caliper_store.storage.open import open_store
 from caliper_store.storage.records import (
     EntityRow,
     EventRow,
@@ -13,13 +18,7 @@ from caliper_store.storage.records import (
     WriteRequest,
     conflict_reason,
 )
-
-# Records first: the modules below import them through this package.
-from caliper_store.storage.base import QuarantinedItem, Store  # noqa: E402
-from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key  # noqa: E402
-from caliper_store.storage.migrate import SchemaState  # noqa: E402
-from caliper_store.storage.open import open_store  # noqa: E402
-from caliper_store.storage.writer import GroupCommitWriter  # noqa: E402
+from caliper_store.storage.writer import GroupCommitWriter
 
 __all__ = [
     "ApiKey",

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import migrate
 from caliper_store.storage.keys import KeyRegistry
+from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.schema import api_keys, entities, events, quarantine, receipts
 
 
@@ -92,7 +93,7 @@ class Store(ABC):
         with self.engine.connect() as connection:
             migrate.upgrade(connection)
 
-    def schema_state(self) -> tuple[migrate.SchemaState, str | None]:
+    def schema_state(self) -> tuple[SchemaState, str | None]:
         """Where the database's schema stands against this code."""
         with self.engine.connect() as connection:
             return migrate.schema_state(connection)
@@ -104,19 +105,19 @@ class Store(ABC):
             SchemaOutOfDate: naming the command that upgrades it.
         """
         state, revision = self.schema_state()
-        if state is migrate.SchemaState.EMPTY and create_if_empty:
+        if state is SchemaState.EMPTY and create_if_empty:
             self.migrate()
-        elif state is migrate.SchemaState.OUTDATED:
+        elif state is SchemaState.OUTDATED:
             raise SchemaOutOfDate(
                 f"the database schema is at revision {revision}, this version needs "
                 f"{migrate.head_revision()}: run `caliper-store migrate` first"
             )
-        elif state is migrate.SchemaState.NEWER:
+        elif state is SchemaState.NEWER:
             raise SchemaOutOfDate(
                 f"the database schema is at revision {revision}, newer than this version of "
                 "caliper-store knows: upgrade caliper-store"
             )
-        elif state is migrate.SchemaState.EMPTY:
+        elif state is SchemaState.EMPTY:
             raise SchemaOutOfDate("the database has no schema: run `caliper-store migrate` first")
 
     def check_ready(self) -> None:
@@ -155,17 +156,17 @@ class Store(ABC):
                 .group_by(quarantine.c.reason)
                 .order_by(func.count().desc())
             ).all()
-            event_keys = dict(
+            event_keys: dict[int, int] = dict(
                 connection.execute(
                     select(events.c.api_key_id, func.count()).group_by(events.c.api_key_id)
                 ).all()
             )
-            quarantine_keys = dict(
+            quarantine_keys: dict[int, int] = dict(
                 connection.execute(
                     select(quarantine.c.api_key_id, func.count()).group_by(quarantine.c.api_key_id)
                 ).all()
             )
-            duplicate_keys = dict(
+            duplicate_keys: dict[int, int | None] = dict(
                 connection.execute(
                     select(receipts.c.api_key_id, func.sum(receipts.c.duplicate_count)).group_by(
                         receipts.c.api_key_id
@@ -173,7 +174,9 @@ class Store(ABC):
                 ).all()
             )
             key_rows = connection.execute(
-                select(api_keys.c.id, api_keys.c.label, api_keys.c.key_prefix).order_by(api_keys.c.id)
+                select(api_keys.c.id, api_keys.c.label, api_keys.c.key_prefix).order_by(
+                    api_keys.c.id
+                )
             ).all()
         per_key = [
             {

@@ -10,9 +10,7 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Literal
-
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, Row, insert, select, update
 
@@ -104,9 +102,7 @@ class KeyRegistry:
     def resolve(self, reference: str) -> ApiKey:
         """Find a key by id, prefix or label, as typed on the command line."""
         candidates = [
-            key
-            for key in self.list()
-            if reference in (str(key.id), key.prefix, key.label)
+            key for key in self.list() if reference in (str(key.id), key.prefix, key.label)
         ]
         if not candidates:
             raise NotFound(f"no API key matches {reference!r} (give its id, prefix or label)")

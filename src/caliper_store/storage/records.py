@@ -1,4 +1,4 @@
-"""Typed rows that ingest hands to storage: events, entities, quarantined items and their receipt."""
+"""Typed rows that ingest hands to storage: events, entities, quarantined items, receipts."""
 
 from __future__ import annotations
 

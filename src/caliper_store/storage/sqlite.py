@@ -143,9 +143,7 @@ class SqliteStore(Store):
     def _connect_writer(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        _configure(
-            connection, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
-        )
+        _configure(connection, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
         return connection
 
     @contextmanager
@@ -178,4 +176,3 @@ class SqliteStore(Store):
         """Close the writer connection and the read pool."""
         self._discard_writer()
         self.engine.dispose()
-

@@ -97,7 +97,7 @@ def _quarantine_values(
 
 def _strict_conflicts(
     transaction: WriteTransaction, request: WriteRequest, first_seen: dict[str, str]
-) -> list[dict[str, object]]:
+) -> list[dict[str, str]]:
     rows = [item for item in request.items if isinstance(item, EventRow)]
     stored = transaction.event_hashes([row.event_id for row in rows])
     conflicts = []
@@ -150,7 +150,7 @@ def commit_batch(store: Store, requests: Sequence[WriteRequest]) -> list[Outcome
         receipts = []
         for receipt_id, position in zip(receipt_ids, live, strict=True):
             request = requests[position]
-            receipt = Receipt(receipt_id, request.is_envelope, tuple(verdicts[receipt_id]))
+            receipt = Receipt(receipt_id, request.is_envelope, tuple(verdicts.get(receipt_id, ())))
             receipts.append(
                 (
                     receipt_id,
@@ -240,9 +240,13 @@ class _Plan:
                     reference = self.first_hash[item.event_id]
                 warnings = tuple(item.warnings)
                 if reference is None:
-                    verdict = ItemVerdict(item.index, "event", item.event_id, "stored", (), warnings)
+                    verdict = ItemVerdict(
+                        item.index, "event", item.event_id, "stored", (), warnings
+                    )
                 elif reference == item.content_hash:
-                    verdict = ItemVerdict(item.index, "event", item.event_id, "duplicate", (), warnings)
+                    verdict = ItemVerdict(
+                        item.index, "event", item.event_id, "duplicate", (), warnings
+                    )
                 else:
                     reason = conflict_reason(item)
                     self.quarantine_values.append(

@@ -73,11 +73,11 @@ def create_app(settings: Settings) -> Starlette:
 
     return Starlette(
         routes=ROUTES,
-        exception_handlers=PROBLEM_HANDLERS,  # type: ignore[arg-type]  # handlers typed loosely
+        exception_handlers=PROBLEM_HANDLERS,
         lifespan=lifespan,
     )
 
 
 def app_from_environment() -> Starlette:
-    """Zero-argument factory for uvicorn workers: each worker builds its app from the environment."""
+    """Zero-argument factory for uvicorn workers: each builds its app from the environment."""
     return create_app(settings_from_environment())

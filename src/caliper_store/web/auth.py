@@ -65,7 +65,9 @@ class KeyAuthenticator:
         found = await run_in_threadpool(self._registry.authenticate, key)
         if found is None or not found.is_active:
             self._cache.pop(digest, None)
-            raise Unauthorized("the API key is unknown, deactivated or revoked", field="Authorization")
+            raise Unauthorized(
+                "the API key is unknown, deactivated or revoked", field="Authorization"
+            )
         if len(self._cache) >= MAX_CACHED_KEYS:
             self._cache.clear()
         self._cache[digest] = _Cached(found, time.monotonic() + CACHE_TTL_S)

@@ -15,8 +15,8 @@ logger = logging.getLogger(__name__)
 
 
 async def healthz(request: Request) -> Response:
-    """The process is up and serving HTTP."""
-    return JSONResponse({"status": "ok"})
+    """The process is up and serving HTTP; never touches the database."""
+    return JSONResponse({"status": "ok", "queuedEvents": context_of(request).writer.queued_events})
 
 
 async def readyz(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The Caliper Sensor API endpoint: POST events, GET the endpoint's configuration, dry-run validate."""
+"""The Caliper Sensor API endpoint: POST events, GET its configuration, dry-run validation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from caliper_store.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from caliper_store.ingest import prepare_request, receipt_body, validate_body
-from caliper_store.vocab import SUPPORTED_VERSIONS, VOCABULARIES
+from caliper_store.vocab import CORE_CONTEXTS, SUPPORTED_VERSIONS
 from caliper_store.web.auth import require_scope
 from caliper_store.web.context import context_of, utc_now_text
 
@@ -38,7 +38,9 @@ async def read_body(request: Request, max_body_bytes: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_body_bytes:
-            raise PayloadTooLarge(f"the body exceeds the limit of {max_body_bytes} bytes", field="body")
+            raise PayloadTooLarge(
+                f"the body exceeds the limit of {max_body_bytes} bytes", field="body"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -97,15 +99,9 @@ async def endpoint_config(request: Request) -> Response:
     """Caliper 1.2 section 6: an authorized GET answers with the endpoint's configuration."""
     context = context_of(request)
     await context.authenticator.authenticate(request, is_cached=False)
-    contexts = sorted(
-        iri
-        for version in SUPPORTED_VERSIONS
-        for iri in VOCABULARIES[version].contexts
-        if iri.startswith("http://")
-    )
     return JSONResponse(
         {
-            "caliperSupportedVersions": contexts,
+            "caliperSupportedVersions": [CORE_CONTEXTS[v] for v in SUPPORTED_VERSIONS],
             "caliperMaximumPayloadSize": context.limits.max_body_bytes // 1024,
             "caliperSupportedExtensions": [],
         }

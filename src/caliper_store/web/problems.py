@@ -72,7 +72,7 @@ def response_for(error: CaliperStoreError) -> Response:
     """The problem response for one of our errors."""
     for cls in type(error).__mro__:
         if cls in PROBLEMS:
-            status, slug, title = PROBLEMS[cls]  # type: ignore[index]  # cls is a CaliperStoreError
+            status, slug, title = PROBLEMS[cls]
             break
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
@@ -98,13 +98,17 @@ async def handle_http_error(request: Request, error: Exception) -> Response:
     status = getattr(error, "status_code", 500)
     detail = getattr(error, "detail", "") or "error"
     slug = {404: "not-found", 405: "method-not-allowed"}.get(status, "http-error")
-    return problem_response(status, slug, str(detail), f"{request.method} {request.url.path}: {detail}")
+    return problem_response(
+        status, slug, str(detail), f"{request.method} {request.url.path}: {detail}"
+    )
 
 
 async def handle_unexpected(request: Request, error: Exception) -> Response:
     """The one catch-all: log with a request id (no body, no key), answer a 500 problem."""
     request_id = uuid.uuid4().hex[:12]
-    logger.exception("unhandled error on %s %s [request %s]", request.method, request.url.path, request_id)
+    logger.exception(
+        "unhandled error on %s %s [request %s]", request.method, request.url.path, request_id
+    )
     return problem_response(
         500,
         "internal-error",

@@ -88,9 +88,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.Text, nullable=False),
         sa.Column("raw", sa.Text, nullable=False),
     )
-    op.create_index(
-        "entities_id_content", "entities", ["entity_id", "content_hash"], unique=True
-    )
+    op.create_index("entities_id_content", "entities", ["entity_id", "content_hash"], unique=True)
     op.create_table(
         "quarantine",
         sa.Column("id", BIG_ID, primary_key=True),

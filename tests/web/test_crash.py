@@ -1,0 +1,84 @@
+"""Durability: kill the server with SIGKILL mid-load; every acknowledged event survives, whole."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+from tests.conftest import start_server
+from tests.fixtures.payloads import canvas_event, envelope
+
+from caliper_store.storage import Store
+
+SENDERS = 8
+KILL_AFTER_ACKS = 300
+EVENTS_PER_ENVELOPE = (1, 10)
+
+
+def test_sigkill_mid_load_loses_no_acknowledged_event_and_stores_no_partial_envelope(
+    tmp_path: Path, database_url: str, store: Store
+) -> None:
+    key, _ = store.keys.create(label="crash", now="2024-01-01T00:00:00.000000Z")
+    running = start_server(tmp_path, database_url)
+    acknowledged: list[list[str]] = []
+    sent: list[list[str]] = []
+    enough = threading.Event()
+    lock = threading.Lock()
+
+    def send(sender: int) -> None:
+        size = EVENTS_PER_ENVELOPE[sender % 2]
+        with httpx.Client(base_url=running.base_url, timeout=30) as http:
+            while True:
+                events = [canvas_event(event_id=f"urn:uuid:{uuid.uuid4()}") for _ in range(size)]
+                ids = [str(event["id"]) for event in events]
+                with lock:
+                    sent.append(ids)
+                try:
+                    response = http.post(
+                        "/caliper",
+                        content=orjson.dumps(envelope(events)),
+                        headers={
+                            "Authorization": f"Bearer {key}",
+                            "Content-Type": "application/json",
+                        },
+                    )
+                except httpx.TransportError:
+                    return  # the server is gone
+                if response.status_code == 200:
+                    with lock:
+                        acknowledged.append(ids)
+                        if len(acknowledged) >= KILL_AFTER_ACKS:
+                            enough.set()
+
+    senders = [threading.Thread(target=send, args=(n,)) for n in range(SENDERS)]
+    for sender in senders:
+        sender.start()
+    assert enough.wait(timeout=120), "the load never reached the kill point"
+    running.kill()
+    for sender in senders:
+        sender.join()
+
+    # Open the file as a fresh process would after the crash (WAL recovery happens here).
+    connection = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+    stored = {row[0] for row in connection.execute("SELECT event_id FROM events")}
+    connection.close()
+    acked_ids = {event_id for ids in acknowledged for event_id in ids}
+    assert len(acked_ids) >= KILL_AFTER_ACKS
+    assert acked_ids <= stored, f"{len(acked_ids - stored)} acknowledged events lost"
+    for ids in sent:
+        present = sum(event_id in stored for event_id in ids)
+        assert present in (0, len(ids)), f"envelope half-stored: {present} of {len(ids)}"
+
+    # The server starts again on the recovered file and keeps taking events.
+    restarted = start_server(tmp_path, database_url)
+    response = httpx.post(
+        restarted.base_url + "/caliper",
+        content=orjson.dumps(envelope([canvas_event()])),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert restarted.stop(), restarted.log()
