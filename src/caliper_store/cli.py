@@ -20,7 +20,7 @@ from caliper_store.config import (
     settings_from_environment,
 )
 from caliper_store.errors import CaliperStoreError
-from caliper_store.storage import ApiKey, Store, open_store
+from caliper_store.storage import ApiKey, Store, open_store, utc_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,7 +28,7 @@ logger = logging.getLogger("caliper_store")
 
 
 def _now() -> str:
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return utc_text(datetime.now(UTC))
 
 
 def _friendly_errors(command: F) -> F:

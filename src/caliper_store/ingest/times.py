@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-
-def format_utc(moment: datetime) -> str:
-    """Fixed-width UTC text (``2024-01-31T12:00:00.000000Z``) that sorts like the time itself."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+from caliper_store.storage import utc_text
 
 
 def parse_time(value: object) -> tuple[str | None, bool]:
@@ -27,6 +24,6 @@ def parse_time(value: object) -> tuple[str | None, bool]:
     if is_naive:
         moment = moment.replace(tzinfo=UTC)
     try:
-        return format_utc(moment), is_naive
+        return utc_text(moment), is_naive
     except (OverflowError, ValueError):
         return None, False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-# Records first: the modules below import them through this package.
 from caliper_store.storage.base import QuarantinedItem, Store
 from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
 from caliper_store.storage.migrate import SchemaState
@@ -18,6 +17,7 @@ from caliper_store.storage.records import (
     WriteRequest,
     conflict_reason,
 )
+from caliper_store.storage.schema import utc_text
 from caliper_store.storage.writer import GroupCommitWriter
 
 __all__ = [
@@ -38,4 +38,5 @@ __all__ = [
     "conflict_reason",
     "hash_key",
     "open_store",
+    "utc_text",
 ]

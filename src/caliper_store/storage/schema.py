@@ -7,18 +7,61 @@ Times are ISO 8601 UTC text on SQLite and ``timestamptz`` on PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Dialect,
     Integer,
     MetaData,
     String,
     Table,
     Text,
 )
+from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 metadata = MetaData()
+
+
+def utc_text(moment: datetime) -> str:
+    """Fixed-width UTC text (``2024-01-31T12:00:00.000000Z``): the store's one form of a time."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+class UtcTime(TypeDecorator[str]):
+    """A UTC instant: ``timestamptz`` on PostgreSQL, fixed-width ISO text on SQLite.
+
+    Python code on both sides sees and binds the same fixed-width UTC text, so one query
+    serves both backends and text comparisons on SQLite order like times.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """The column type each backend stores."""
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """UTC text or a datetime in, the backend's value out."""
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            return datetime.fromisoformat(value) if isinstance(value, str) else value
+        return utc_text(value) if isinstance(value, datetime) else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        """Always UTC text out, whatever the backend returned."""
+        if value is None:
+            return None
+        return utc_text(value) if isinstance(value, datetime) else str(value)
+
 
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -32,9 +75,9 @@ api_keys = Table(
     Column("scopes", Text, nullable=False),
     Column("status", String(16), nullable=False),
     Column("is_strict", Boolean, nullable=False),
-    Column("created_at", Text, nullable=False),
-    Column("last_used_at", Text),
-    Column("status_changed_at", Text),
+    Column("created_at", UtcTime, nullable=False),
+    Column("last_used_at", UtcTime),
+    Column("status_changed_at", UtcTime),
 )
 
 receipts = Table(
@@ -43,10 +86,10 @@ receipts = Table(
     Column("id", BIG_ID, primary_key=True),
     Column("api_key_id", Integer, nullable=False),
     Column("sensor", Text),
-    Column("send_time", Text),
+    Column("send_time", UtcTime),
     Column("data_version", Text),
     Column("is_envelope", Boolean, nullable=False),
-    Column("received_at", Text, nullable=False),
+    Column("received_at", UtcTime, nullable=False),
     Column("body_bytes", Integer, nullable=False),
     Column("item_count", Integer, nullable=False),
     Column("stored_count", Integer, nullable=False),
@@ -77,8 +120,8 @@ events = Table(
     Column("api_key_id", Integer, nullable=False),
     Column("receipt_id", BIG_ID, nullable=False),
     Column("is_extension", Boolean, nullable=False),
-    Column("event_time", Text, nullable=False),
-    Column("received_at", Text, nullable=False),
+    Column("event_time", UtcTime, nullable=False),
+    Column("received_at", UtcTime, nullable=False),
     Column("raw", Text, nullable=False),
 )
 
@@ -92,7 +135,7 @@ entities = Table(
     Column("entity_type", Text, nullable=False),
     Column("api_key_id", Integer, nullable=False),
     Column("receipt_id", BIG_ID, nullable=False),
-    Column("received_at", Text, nullable=False),
+    Column("received_at", UtcTime, nullable=False),
     Column("raw", Text, nullable=False),
 )
 
@@ -107,7 +150,7 @@ quarantine = Table(
     Column("caliper_version", String(8)),
     Column("reason", String(64), nullable=False),
     Column("reasons", Text, nullable=False),
-    Column("received_at", Text, nullable=False),
+    Column("received_at", UtcTime, nullable=False),
     Column("raw", Text, nullable=False),
 )
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from caliper_store.config import Settings
 from caliper_store.ingest import IngestLimits
-from caliper_store.storage import GroupCommitWriter, Store
+from caliper_store.storage import GroupCommitWriter, Store, utc_text
 from caliper_store.web.auth import KeyAuthenticator
 
 
@@ -32,4 +32,4 @@ def context_of(request: Request) -> AppContext:
 
 def utc_now_text() -> str:
     """Now, as the fixed-width UTC text the store keeps."""
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return utc_text(datetime.now(UTC))
