@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,17 +14,67 @@ import pytest
 from caliper_store.config import Settings
 from caliper_store.storage import Store, open_store
 from tests.fixtures.payloads import corpus_dir
+from tests.fixtures.postgres import (
+    TEST_URL_ENV,
+    PostgresCluster,
+    create_database,
+    drop_database,
+    postgres_bin,
+)
 from tests.fixtures.server import ServerProcess
 
 
 def pytest_report_header() -> list[str]:
     corpus = corpus_dir()
     shown = str(corpus) if corpus.is_dir() else f"{corpus} (absent: corpus tests skip)"
-    return [f"caliper corpus: {shown}"]
+    if os.environ.get(TEST_URL_ENV):
+        postgres = f"PostgreSQL from ${TEST_URL_ENV}"
+    elif postgres_bin() is not None:
+        postgres = f"PostgreSQL: a throwaway cluster from {postgres_bin()}"
+    else:
+        postgres = f"PostgreSQL: none (set ${TEST_URL_ENV}); PostgreSQL tests SKIP"
+    return [f"caliper corpus: {shown}", f"backends: SQLite file; {postgres}"]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str | None]:
+    """A PostgreSQL server to create test databases on: from the environment, or started here."""
+    if os.environ.get(TEST_URL_ENV):
+        yield os.environ[TEST_URL_ENV]
+        return
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        yield None
+        return
+    cluster = PostgresCluster.create(bin_dir)
+    cluster.start()
+    try:
+        yield cluster.admin_url
+    finally:
+        cluster.stop()
+        cluster.remove()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'caliper.db'}"
+        return
+    admin_url: str | None = request.getfixturevalue("postgres_admin_url")
+    if admin_url is None:
+        reason = f"no PostgreSQL: set {TEST_URL_ENV} or install PostgreSQL 15 server binaries"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (PostgreSQL tests must run in CI)")
+        pytest.skip(reason)
+    url = create_database(admin_url)
+    yield url
+    drop_database(admin_url, url)
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
+    """An SQLite file, for what is about SQLite itself."""
     return f"sqlite:///{tmp_path / 'caliper.db'}"
 
 

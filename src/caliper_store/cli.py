@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import orjson
 
 from caliper_store.config import (
     SETTING_FIELDS,
@@ -20,6 +22,23 @@ from caliper_store.config import (
     settings_from_environment,
 )
 from caliper_store.errors import CaliperStoreError
+from caliper_store.ingest import IngestLimits, replay_items
+from caliper_store.query import (
+    EXPORT_FORMATS,
+    FILTER_FIELDS,
+    ExportOptions,
+    QueryLimits,
+    build_filter,
+    build_quarantine_filter,
+    discard_items,
+    event_json,
+    export_partitioned,
+    export_to_stream,
+    parse_event_query,
+    parse_format,
+    search_page,
+    show_item,
+)
 from caliper_store.storage import ApiKey, Store, open_store, utc_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,10 +70,14 @@ def _settings(ctx: click.Context, **flags: object) -> Settings:
 
 
 def _store(ctx: click.Context, database: str | None) -> Store:
+    return _open(ctx, database)[1]
+
+
+def _open(ctx: click.Context, database: str | None) -> tuple[Settings, Store]:
     settings = _settings(ctx, database_url=database)
     store = open_store(settings)
     store.require_current_schema(create_if_empty=True)
-    return store
+    return settings, store
 
 
 database_option = click.option(
@@ -297,18 +320,31 @@ def quarantine() -> None:
 @click.option("--limit", default=50, show_default=True, help="How many, newest first.")
 @click.option("--reason", default=None, help="Only items with this reason code.")
 @click.option(
+    "--status",
+    type=click.Choice(["held", "replayed", "discarded", "any"]),
+    default="held",
+    show_default=True,
+    help="Items waiting for a decision, or those already replayed or discarded.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Machine-readable output, raw items included."
 )
 @database_option
 @click.pass_context
 @_friendly_errors
 def quarantine_list(
-    ctx: click.Context, limit: int, reason: str | None, as_json: bool, database: str | None
+    ctx: click.Context,
+    limit: int,
+    reason: str | None,
+    status: str,
+    as_json: bool,
+    database: str | None,
 ) -> None:
     """List quarantined items with their reasons."""
     store = _store(ctx, database)
     try:
-        items = store.list_quarantine(limit=limit, reason=reason)
+        selection = build_quarantine_filter({"status": [status], "reason": [reason or ""]})
+        items = store.quarantine.page(selection, before_id=None, limit=limit)
     finally:
         store.close()
     if as_json:
@@ -317,6 +353,7 @@ def quarantine_list(
                 [
                     {
                         "id": item.id,
+                        "status": item.status,
                         "receipt": item.receipt_id,
                         "key_id": item.api_key_id,
                         "index": item.item_index,
@@ -335,9 +372,270 @@ def quarantine_list(
     for item in items:
         codes = ", ".join(reason["code"] for reason in item.reasons)
         click.echo(
-            f"{item.id:>6}  {item.received_at[:19]}  key {item.api_key_id}  "
+            f"{item.id:>6}  {item.received_at[:19]}  {item.status:<9}  key {item.api_key_id}  "
             f"receipt {item.receipt_id}[{item.item_index}]  {codes}  {item.event_id or ''}"
         )
+
+
+def _filter_options(command: F) -> F:
+    """One ``--flag`` per event filter, from the table the HTTP API reads too."""
+    for spec in reversed(FILTER_FIELDS):
+        command = click.option(spec.flag, spec.name, multiple=spec.is_multiple, help=spec.help)(
+            command
+        )
+    return command
+
+
+def _filter_params(flags: dict[str, Any]) -> dict[str, list[str]]:
+    """The filter flags keyed by HTTP parameter name, as the query layer reads them."""
+    params: dict[str, list[str]] = {}
+    for spec in FILTER_FIELDS:
+        value = flags.get(spec.name)
+        values = list(value or ()) if spec.is_multiple else ([value] if value else [])
+        if values:
+            params[spec.param] = [str(one) for one in values]
+    return params
+
+
+def _echo_json(document: object) -> None:
+    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8"))
+
+
+@main.command()
+@_filter_options
+@click.option("--limit", type=int, default=None, help="Events per page (default_page_events).")
+@click.option("--cursor", default=None, help="Continue after the page that printed this cursor.")
+@click.option(
+    "--order",
+    type=click.Choice(["desc", "asc", "received"]),
+    default="desc",
+    show_default=True,
+    help="By event time, newest or oldest first; or by received time (incremental pulls).",
+)
+@click.option("--raw", is_flag=True, help="Include each raw event as sent (JSON output).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output: the page as the API gives it.")
+@database_option
+@click.pass_context
+@_friendly_errors
+def events(
+    ctx: click.Context,
+    /,
+    limit: int | None,
+    cursor: str | None,
+    order: str,
+    raw: bool,
+    as_json: bool,
+    database: str | None,
+    **filters: Any,
+) -> None:
+    """Search stored events: the filters of GET /api/events, as a table or JSON."""
+    settings, store = _open(ctx, database)
+    params = _filter_params(filters)
+    params.update(order=[order], raw=["true" if raw else "false"])
+    if limit is not None:
+        params["limit"] = [str(limit)]
+    if cursor:
+        params["cursor"] = [cursor]
+    try:
+        page = search_page(store, parse_event_query(params, QueryLimits.from_settings(settings)))
+    finally:
+        store.close()
+    if as_json:
+        _echo_json(
+            {"events": [event_json(r) for r in page.events], "next_cursor": page.next_cursor}
+        )
+        return
+    for record in page.events:
+        click.echo(
+            f"{record.event_time[:23]}  {record.event_type:<20}  {record.action:<14}  "
+            f"{record.actor_id}  {record.object_id}"
+        )
+    if page.next_cursor:
+        click.echo(f"more: --cursor {page.next_cursor}", err=True)
+
+
+@main.command()
+@_filter_options
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(EXPORT_FORMATS),
+    default="ndjson",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File to write (default stdout); with --partition-by, a new folder.",
+)
+@click.option(
+    "--partition-by",
+    type=click.Choice(["day"]),
+    default=None,
+    help="Write dt=YYYY-MM-DD/part-NNNNN files by UTC day of eventTime (DuckDB, Spark, Trino).",
+)
+@click.option("--raw/--no-raw", default=True, show_default=True, help="Include the raw event.")
+@click.option(
+    "--order",
+    type=click.Choice(["asc", "received"]),
+    default="asc",
+    show_default=True,
+    help="By event time, or by received time (incremental pulls with --received-since).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+@database_option
+@click.pass_context
+@_friendly_errors
+def export(
+    ctx: click.Context,
+    /,
+    export_format: str,
+    output: Path | None,
+    partition_by: str | None,
+    raw: bool,
+    order: str,
+    progress: bool | None,
+    database: str | None,
+    **filters: Any,
+) -> None:
+    """Export matching events, oldest first, as NDJSON, CSV or Parquet, streamed."""
+    if partition_by and output is None:
+        raise click.UsageError("--partition-by needs --output FOLDER")
+    settings, store = _open(ctx, database)
+    try:
+        event_filter = build_filter(_filter_params(filters), max_values=settings.max_filter_values)
+        options = ExportOptions.from_settings(
+            settings,
+            parse_format(export_format),
+            with_raw=raw,
+            by="received_at" if order == "received" else "event_time",
+        )
+        shown = sys.stderr.isatty() if progress is None else progress
+        length = store.events.count(event_filter.conditions) if shown else None
+        with _progress_bar(length) as on_progress:
+            if partition_by and output is not None:
+                summary = export_partitioned(store, event_filter, options, output, on_progress)
+                click.echo(f"{summary.events} events in {len(summary.files)} files", err=True)
+            elif output is None or str(output) == "-":
+                total = export_to_stream(
+                    store, event_filter, options, sys.stdout.buffer, on_progress
+                )
+                click.echo(f"{total} events", err=True)
+            else:
+                with output.open("wb") as sink:
+                    total = export_to_stream(store, event_filter, options, sink, on_progress)
+                click.echo(f"{total} events to {output}", err=True)
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _progress_bar(length: int | None) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for ``length`` events, or nothing when ``length`` is None."""
+    if length is None:
+        yield None
+        return
+    with click.progressbar(length=length, label="exporting", file=sys.stderr) as bar:
+        yield bar.update
+
+
+@quarantine.command("show")
+@click.argument("item_id", type=int)
+@database_option
+@click.pass_context
+@_friendly_errors
+def quarantine_show(ctx: click.Context, item_id: int, database: str | None) -> None:
+    """Show one item as JSON: raw as sent, reasons, receipt and audit trail."""
+    store = _store(ctx, database)
+    try:
+        shown = show_item(store, item_id)
+    finally:
+        store.close()
+    _echo_json(shown)
+
+
+def _selected_ids(
+    store: Store, ids: tuple[int, ...], reasons: tuple[str, ...], key_ids: tuple[int, ...]
+) -> list[int]:
+    if ids:
+        return list(ids)
+    if not reasons and not key_ids:
+        raise click.UsageError("give item ids, or --reason / --key-id to pick held items")
+    params = {"reason": list(reasons), "keyId": [str(key) for key in key_ids]}
+    return store.quarantine.ids(build_quarantine_filter(params))
+
+
+@quarantine.command("replay")
+@click.argument("item_ids", type=int, nargs=-1)
+@click.option("--reason", "reasons", multiple=True, help="Every held item with this reason code.")
+@click.option("--key-id", "key_ids", type=int, multiple=True, help="Every held item of this key.")
+@click.option("--by", "actor", default="cli", show_default=True, help="Who replays (audit row).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@database_option
+@click.pass_context
+@_friendly_errors
+def quarantine_replay(
+    ctx: click.Context,
+    item_ids: tuple[int, ...],
+    reasons: tuple[str, ...],
+    key_ids: tuple[int, ...],
+    actor: str,
+    as_json: bool,
+    database: str | None,
+) -> None:
+    """Run today's ingest rules on held items; those that pass now become events."""
+    settings, store = _open(ctx, database)
+    try:
+        ids = _selected_ids(store, item_ids, reasons, key_ids)
+        outcomes = replay_items(
+            store,
+            ids,
+            limits=IngestLimits.from_settings(settings).items,
+            actor=actor,
+            now=_now(),
+        )
+    finally:
+        store.close()
+    if as_json:
+        _echo_json([outcome.as_json() for outcome in outcomes])
+        return
+    for outcome in outcomes:
+        codes = ", ".join(reason["code"] for reason in outcome.reasons)
+        click.echo(
+            f"{outcome.quarantine_id:>6}  {outcome.result:<16}  {outcome.event_id or ''}  {codes}"
+        )
+    moved = sum(1 for outcome in outcomes if outcome.has_left_quarantine)
+    click.echo(f"{moved} of {len(outcomes)} items left quarantine", err=True)
+
+
+@quarantine.command("discard")
+@click.argument("item_ids", type=int, nargs=-1, required=True)
+@click.option("--note", default=None, help="Why, for the audit trail.")
+@click.option("--by", "actor", default="cli", show_default=True, help="Who discards (audit row).")
+@database_option
+@click.pass_context
+@_friendly_errors
+def quarantine_discard(
+    ctx: click.Context,
+    item_ids: tuple[int, ...],
+    note: str | None,
+    actor: str,
+    database: str | None,
+) -> None:
+    """Give up on held items for good; each keeps an audit row (who, when, why)."""
+    store = _store(ctx, database)
+    try:
+        discarded = discard_items(store, list(item_ids), actor=actor, at=_now(), note=note)
+    finally:
+        store.close()
+    skipped = sorted(set(item_ids) - set(discarded))
+    click.echo(f"discarded {len(discarded)} items" + (f"; not held: {skipped}" if skipped else ""))
 
 
 if __name__ == "__main__":

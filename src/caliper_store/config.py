@@ -65,11 +65,35 @@ class Settings:
     sqlite_synchronous: str = _setting(
         "FULL", "SQLite PRAGMA synchronous: FULL survives power loss, NORMAL only process crashes."
     )
-    sqlite_busy_timeout_ms: int = _setting(
-        10_000, "How long an SQLite connection waits for another writer before giving up."
+    write_lock_timeout_ms: int = _setting(
+        10_000,
+        "How long the writer waits for a database lock held by someone else before the batch "
+        "fails with 503 (SQLite busy_timeout, PostgreSQL lock_timeout).",
     )
     db_pool_size: int = _setting(
         4, "PostgreSQL connections per process for reads (the writer holds its own)."
+    )
+    default_page_events: int = _setting(
+        100, "Events in one page of GET /api/events (and `caliper-store events`) by default."
+    )
+    max_page_events: int = _setting(
+        1_000, "Most events one page may hold; a larger limit is refused with 400."
+    )
+    max_filter_values: int = _setting(
+        100, "Most values one filter may list (repeated parameters); more is refused with 400."
+    )
+    export_batch_events: int = _setting(
+        5_000,
+        "Events an export reads from the database at a time; with the row group size it bounds "
+        "an export's memory, whatever the number of events.",
+    )
+    export_row_group_events: int = _setting(
+        20_000,
+        "Events per Parquet row group in exports (larger groups scan faster, use more memory).",
+    )
+    export_file_events: int = _setting(
+        1_000_000,
+        "Most events in one file of a date-partitioned export; a bigger day gets more part files.",
     )
 
     def redacted(self) -> dict[str, Any]:
@@ -127,6 +151,13 @@ def _validate(settings: Settings) -> None:
         "writer_batch_events",
         "retry_after_s",
         "db_pool_size",
+        "write_lock_timeout_ms",
+        "default_page_events",
+        "max_page_events",
+        "max_filter_values",
+        "export_batch_events",
+        "export_row_group_events",
+        "export_file_events",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -141,6 +172,11 @@ def _validate(settings: Settings) -> None:
             "setting 'max_items_per_envelope' cannot exceed 'writer_queue_events': "
             "a full envelope must fit in the writer queue",
             field="max_items_per_envelope",
+        )
+    if settings.default_page_events > settings.max_page_events:
+        raise ConfigurationError(
+            "setting 'default_page_events' cannot exceed 'max_page_events'",
+            field="default_page_events",
         )
     if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigurationError(

@@ -83,5 +83,13 @@ class NotFound(CaliperStoreError):
     """The named key, event or quarantined item does not exist."""
 
 
+class InvalidQuery(CaliperStoreError):
+    """A filter, cursor, page size or export option is malformed; ``field`` names it."""
+
+
+class AlreadyResolved(CaliperStoreError):
+    """The quarantined item was already replayed or discarded; nothing was changed."""
+
+
 class SchemaOutOfDate(CaliperStoreError):
     """The database schema is older than this code; `caliper-store migrate` upgrades it."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -62,10 +61,8 @@ def test_sigkill_mid_load_loses_no_acknowledged_event_and_stores_no_partial_enve
     for sender in senders:
         sender.join()
 
-    # Open the file as a fresh process would after the crash (WAL recovery happens here).
-    connection = sqlite3.connect(database_url.removeprefix("sqlite:///"))
-    stored = {row[0] for row in connection.execute("SELECT event_id FROM events")}
-    connection.close()
+    # Read as a fresh process would after the crash (SQLite's WAL recovery happens here).
+    stored = set(store.iter_event_ids())
     acked_ids = {event_id for ids in acknowledged for event_id in ids}
     assert len(acked_ids) >= KILL_AFTER_ACKS
     assert acked_ids <= stored, f"{len(acked_ids - stored)} acknowledged events lost"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ import httpx
 import orjson
 import pytest
 from tests.conftest import Client, start_server
+from tests.fixtures.databases import hold_write_lock
 from tests.fixtures.payloads import canvas_event, envelope
 from tests.fixtures.server import ServerProcess
 
@@ -197,9 +197,6 @@ def test_full_writer_queue_answers_503_with_retry_after(
     )
     key, _ = store.keys.create(label="busy", now="2024-01-01T00:00:00.000000Z")
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    # Another connection holds SQLite's write lock, so the writer cannot commit.
-    blocker = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
     answers: list[int] = []
     waiting = [
         threading.Thread(
@@ -214,7 +211,8 @@ def test_full_writer_queue_answers_503_with_retry_after(
         )
         for _ in range(2)
     ]
-    try:
+    # Another connection holds the write lock, so the writer cannot commit.
+    with hold_write_lock(database_url):
         for thread in waiting:
             thread.start()
         wait_for_queue(running.base_url, 2)
@@ -226,11 +224,8 @@ def test_full_writer_queue_answers_503_with_retry_after(
         body = assert_problem(refused, 503)
         assert body["type"] == "urn:caliper-store:problem:overloaded"
         assert refused.headers["retry-after"] == "7"
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-        for thread in waiting:
-            thread.join()
+    for thread in waiting:
+        thread.join()
     assert answers == [200, 200]
     assert event_count(store) == 2
     assert running.stop(), running.log()
@@ -239,22 +234,18 @@ def test_full_writer_queue_answers_503_with_retry_after(
 def test_database_that_cannot_write_answers_503_then_recovers(
     tmp_path: Path, database_url: str, store: Store
 ) -> None:
-    running = start_server(tmp_path, database_url, "--sqlite-busy-timeout-ms", "200")
+    running = start_server(tmp_path, database_url, "--write-lock-timeout-ms", "200")
     key, _ = store.keys.create(label="locked", now="2024-01-01T00:00:00.000000Z")
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = orjson.dumps(envelope([canvas_event()]))
-    blocker = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
+    with hold_write_lock(database_url):
         refused = httpx.post(running.base_url + "/caliper", content=body, headers=headers)
-        assert (
-            assert_problem(refused, 503)["type"] == "urn:caliper-store:problem:storage-unavailable"
-        )
+        problem = assert_problem(refused, 503)
+        assert problem["type"] == "urn:caliper-store:problem:storage-unavailable"
         assert refused.headers["retry-after"] == "1"
-        assert_problem(httpx.get(running.base_url + "/readyz"), 503)
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
+        if database_url.startswith("sqlite"):
+            # SQLite's write lock is the whole database's: it cannot take writes, so not ready.
+            assert_problem(httpx.get(running.base_url + "/readyz"), 503)
     assert event_count(store) == 0
     assert (
         httpx.post(running.base_url + "/caliper", content=body, headers=headers).status_code == 200

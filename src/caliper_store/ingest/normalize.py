@@ -8,6 +8,7 @@ vocabulary decides both what a term means and whether it is an extension.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,9 @@ from caliper_store.vocab import VOCABULARIES, Vocabulary, term_from_iri, version
 DERIVED_ID_NAMESPACE = uuid.UUID("7b0f6c52-3f57-4c1e-9d0c-2a7d1e0c5f11")
 CALIPER_CONTEXT_MARK = "purl.imsglobal.org/ctx/caliper/"
 UUID_CHARS = 36
+UUID_FORM = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 URN_UUID = "urn:uuid:"
 DEFAULT_VERSION = "1.1"
 
@@ -46,11 +50,8 @@ def normalize_id(value: str) -> str:
         candidate = value
     else:
         return value
-    if candidate.count("-") == 4:
-        try:
-            return URN_UUID + str(uuid.UUID(candidate))
-        except ValueError:
-            return value
+    if UUID_FORM.fullmatch(candidate):
+        return URN_UUID + candidate.lower()
     return value
 
 
@@ -155,7 +156,7 @@ def normalize_item(item: Any, index: int, context: ItemContext) -> Item:
         return QuarantineRow(
             index, raw, [Reason("not_an_object", path, "the item is not a JSON object")]
         )
-    broken = check_structure(item, len(raw), context.limits, path)
+    broken = check_structure(item, raw, context.limits, path)
     if broken is not None:
         return QuarantineRow(index, raw, [broken])
 

@@ -14,11 +14,12 @@ from caliper_store.storage.records import (
     QuarantineRow,
     Reason,
     Receipt,
+    Replay,
     WriteRequest,
     conflict_reason,
 )
 from caliper_store.storage.schema import utc_text
-from caliper_store.storage.writer import GroupCommitWriter
+from caliper_store.storage.writer import GroupCommitWriter, commit_batch
 
 __all__ = [
     "ApiKey",
@@ -32,9 +33,11 @@ __all__ = [
     "QuarantinedItem",
     "Reason",
     "Receipt",
+    "Replay",
     "SchemaState",
     "Store",
     "WriteRequest",
+    "commit_batch",
     "conflict_reason",
     "hash_key",
     "open_store",

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, select
@@ -20,7 +21,9 @@ from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import migrate
 from caliper_store.storage.keys import KeyRegistry
 from caliper_store.storage.migrate import SchemaState
+from caliper_store.storage.records import WriteRequest
 from caliper_store.storage.schema import api_keys, entities, events, quarantine, receipts
+from caliper_store.storage.search import EventReader, QuarantineDesk
 
 
 class WriteTransaction(Protocol):
@@ -52,8 +55,22 @@ class WriteTransaction(Protocol):
     def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert receipt rows."""
 
-    def touch_keys(self, key_ids: Collection[int], used_at: str) -> None:
-        """Record when each key was last used."""
+    def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
+        """Record when each key was last used, skipping keys already marked since stale_before."""
+
+    def held_quarantine(self, ids: Collection[int]) -> set[int]:
+        """Lock these quarantine rows and return the ids still held (status ``held``).
+
+        A replay takes its item this way before storing it, so two replays of one item cannot
+        both store it: PostgreSQL needs ``SELECT ... FOR UPDATE``; SQLite's BEGIN IMMEDIATE
+        already holds the whole database.
+        """
+
+    def resolve_quarantine(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Mark quarantine rows resolved and write one audit row each.
+
+        Rows are ``(quarantine_id, status, actor, at, outcome, event_id, note)``.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +93,11 @@ class Store(ABC):
 
     backend: str
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, retry_after_s: int) -> None:
         self.engine = engine
-        self.keys = KeyRegistry(engine)
+        self.keys = KeyRegistry(engine, retry_after_s=retry_after_s)
+        self.events = EventReader(engine)
+        self.quarantine = QuarantineDesk(engine)
 
     @abstractmethod
     def write_transaction(self) -> AbstractContextManager[WriteTransaction]:
@@ -120,10 +139,20 @@ class Store(ABC):
         elif state is SchemaState.EMPTY:
             raise SchemaOutOfDate("the database has no schema: run `caliper-store migrate` first")
 
+    @abstractmethod
     def check_ready(self) -> None:
-        """Raise unless the database answers and accepts a write transaction."""
-        with self.write_transaction() as transaction:
-            transaction.active_key_ids([])
+        """Raise unless the database answers and accepts a write transaction.
+
+        Runs on its own connection: the writer's connection belongs to the writer thread.
+        """
+
+    def prepare_batch(self, requests: Sequence[WriteRequest]) -> None:
+        """Backend work needed before a batch's transaction (PostgreSQL: partitions)."""
+        del requests  # nothing to prepare by default
+
+    def prepare_for_traffic(self, now: datetime) -> None:
+        """Backend work at server start (PostgreSQL: partitions for the coming months)."""
+        del now  # nothing to prepare by default
 
     def lookup_event_hashes(self, event_ids: Collection[str]) -> dict[str, str]:
         """Stored content hashes of these event ids (for dry-run validation)."""

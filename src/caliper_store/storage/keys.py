@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
-from caliper_store.errors import NotFound
+from caliper_store.errors import NotFound, StorageUnavailable
 from caliper_store.storage.schema import api_keys
 
 KeyStatus = Literal["active", "inactive", "revoked"]
@@ -55,8 +56,9 @@ def key_prefix(key: str) -> str:
 class KeyRegistry:
     """Create, list, look up and change the status of API keys."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, retry_after_s: int) -> None:
         self._engine = engine
+        self._retry_after_s = retry_after_s
 
     def create(
         self,
@@ -114,10 +116,15 @@ class KeyRegistry:
     def authenticate(self, key: str) -> ApiKey | None:
         """The key record for a presented key, compared in constant time; None if unknown."""
         presented = hash_key(key)
-        with self._engine.connect() as connection:
-            rows = connection.execute(
-                select(api_keys).where(api_keys.c.key_prefix == key_prefix(key))
-            ).all()
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(
+                    select(api_keys).where(api_keys.c.key_prefix == key_prefix(key))
+                ).all()
+        except DBAPIError as error:
+            raise StorageUnavailable(
+                "the database cannot be reached to check the key", retry_after_s=self._retry_after_s
+            ) from error
         for row in rows:
             if hmac.compare_digest(row.key_hash, presented):
                 return _from_row(row)

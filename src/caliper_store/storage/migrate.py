@@ -23,24 +23,19 @@ class SchemaState(Enum):
     NEWER = "newer"
 
 
-def _config(connection: Connection) -> Config:
+def _config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
+    if connection is not None:
+        config.attributes["connection"] = connection
     return config
 
 
 def head_revision() -> str:
     """The newest revision this code knows."""
-    head = ScriptDirectory.from_config(_config_without_connection()).get_current_head()
+    head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None, "the migrations folder has no revision"
     return head
-
-
-def _config_without_connection() -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return config
 
 
 def schema_state(connection: Connection) -> tuple[SchemaState, str | None]:
@@ -50,7 +45,7 @@ def schema_state(connection: Connection) -> tuple[SchemaState, str | None]:
         return SchemaState.EMPTY, None
     if current == head_revision():
         return SchemaState.CURRENT, current
-    script = ScriptDirectory.from_config(_config_without_connection())
+    script = ScriptDirectory.from_config(_config())
     known = {revision.revision for revision in script.walk_revisions()}
     return (SchemaState.OUTDATED if current in known else SchemaState.NEWER), current
 

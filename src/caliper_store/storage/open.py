@@ -21,7 +21,8 @@ def open_store(settings: Settings) -> Store:
             return SqliteStore(
                 url,
                 synchronous=settings.sqlite_synchronous,
-                busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                busy_timeout_ms=settings.write_lock_timeout_ms,
+                retry_after_s=settings.retry_after_s,
             )
         except ValueError as error:
             raise ConfigurationError(str(error), field="database_url") from error
@@ -33,5 +34,10 @@ def open_store(settings: Settings) -> Store:
                 "PostgreSQL needs the driver: pip install 'caliper_store[postgres]'",
                 field="database_url",
             ) from error
-        return PostgresStore(url, pool_size=settings.db_pool_size)
+        return PostgresStore(
+            url,
+            pool_size=settings.db_pool_size,
+            lock_timeout_ms=settings.write_lock_timeout_ms,
+            retry_after_s=settings.retry_after_s,
+        )
     raise ConfigurationError(f"unknown database URL scheme in {url.split(':', 1)[0]!r}")

@@ -74,6 +74,20 @@ class QuarantineRow:
 Item = EventRow | EntityRow | QuarantineRow
 
 
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Marks a write request as the replay of one quarantined item, taken by ``actor``.
+
+    The item keeps the receipt and received time of the request that first brought it; the
+    replay itself is recorded in the quarantine audit, in the same transaction.
+    """
+
+    quarantine_id: int
+    receipt_id: int
+    actor: str
+    at: str
+
+
 @dataclass(slots=True)
 class WriteRequest:
     """Everything one request asks the writer to commit in one go, plus its receipt fields."""
@@ -87,6 +101,7 @@ class WriteRequest:
     received_at: str
     items: list[Item]
     is_strict: bool = False
+    replay: Replay | None = None
 
     @property
     def event_count(self) -> int:

@@ -7,8 +7,10 @@ several server processes share the file.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,15 @@ from sqlalchemy import create_engine, event
 from caliper_store.storage.base import Store
 from caliper_store.storage.schema import EVENT_COLUMNS
 
+logger = logging.getLogger(__name__)
+
 PAGE_SIZE_BYTES = 8192
+# The writer's own checkpoint is only a backstop (80 MiB of WAL): the checkpointer thread
+# copies the WAL into the database file every CHECKPOINT_INTERVAL_S, on the other core.
+WRITER_AUTOCHECKPOINT_PAGES = 10_000
+CHECKPOINT_INTERVAL_S = 0.25
+# After a checkpoint resets the WAL, keep at most this much of its file on disk.
+JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 # SQLite allows 32766 bound parameters; stay well below for IN (...) lists.
 IN_CHUNK = 900
 
@@ -39,6 +49,11 @@ _INSERT_RECEIPT = (
     "INSERT INTO receipts (id, api_key_id, sensor, send_time, data_version, is_envelope, "
     "received_at, body_bytes, item_count, stored_count, duplicate_count, quarantined_count) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_INSERT_AUDIT = (
+    "INSERT INTO quarantine_audit (quarantine_id, action, actor, at, outcome, event_id, note) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -114,11 +129,61 @@ class _SqliteWriteTransaction:
     def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
         self._connection.executemany(_INSERT_RECEIPT, rows)
 
-    def touch_keys(self, key_ids: Collection[int], used_at: str) -> None:
+    def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         self._connection.executemany(
-            "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-            [(used_at, key_id) for key_id in key_ids],
+            "UPDATE api_keys SET last_used_at = ? WHERE id = ? "
+            "AND (last_used_at IS NULL OR last_used_at < ?)",
+            [(used_at, key_id, stale_before) for key_id in key_ids],
         )
+
+    def held_quarantine(self, ids: Collection[int]) -> set[int]:
+        # BEGIN IMMEDIATE already holds the write lock: no other writer can change these rows.
+        rows = self._select_in(
+            "SELECT id FROM quarantine WHERE status = 'held' AND id IN ({marks})", list(ids)
+        )
+        return {row[0] for row in rows}
+
+    def resolve_quarantine(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._connection.executemany(
+            "UPDATE quarantine SET status = ?, resolved_at = ? WHERE id = ?",
+            [(row[1], row[3], row[0]) for row in rows],
+        )
+        self._connection.executemany(_INSERT_AUDIT, rows)
+
+
+class _WalCheckpointer:
+    """Copies committed WAL frames into the database file on a thread of its own.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, on the
+    writer's thread; measured on the Learn workload it took 45% of the writer's time. A PASSIVE
+    checkpoint from another connection never blocks the writer or readers.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="caliper-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        connection = self._connect()
+        try:
+            while not self._stopping.wait(CHECKPOINT_INTERVAL_S):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:
+                    logger.warning(
+                        "WAL checkpoint failed (the writer's backstop remains): %r", error
+                    )
+        finally:
+            connection.close()
 
 
 class SqliteStore(Store):
@@ -126,24 +191,36 @@ class SqliteStore(Store):
 
     backend = "sqlite"
 
-    def __init__(self, database_url: str, *, synchronous: str, busy_timeout_ms: int) -> None:
+    def __init__(
+        self, database_url: str, *, synchronous: str, busy_timeout_ms: int, retry_after_s: int
+    ) -> None:
         self.path = sqlite_path(database_url)
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
         engine = create_engine(f"sqlite:///{self.path}")
         event.listen(engine, "connect", self._on_connect)
-        super().__init__(engine)
+        super().__init__(engine, retry_after_s=retry_after_s)
         self._writer_connection: sqlite3.Connection | None = None
+        self._checkpointer: _WalCheckpointer | None = None
 
     def _on_connect(self, dbapi_connection: sqlite3.Connection, _record: object) -> None:
         _configure(
             dbapi_connection, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
         )
 
-    def _connect_writer(self) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         _configure(connection, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
+        return connection
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        connection = self._connect()
+        connection.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
+        connection.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
+        if self._checkpointer is None:
+            self._checkpointer = _WalCheckpointer(self._connect)
+            self._checkpointer.start()
         return connection
 
     @contextmanager
@@ -167,12 +244,27 @@ class SqliteStore(Store):
                 self._discard_writer()
             raise
 
+    def check_ready(self) -> None:
+        """Take and release the write lock on a connection of its own."""
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            _configure(
+                connection, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+            )
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+
     def _discard_writer(self) -> None:
         if self._writer_connection is not None:
             self._writer_connection.close()
             self._writer_connection = None
 
     def close(self) -> None:
-        """Close the writer connection and the read pool."""
+        """Stop the checkpointer, close the writer connection and the read pool."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self._discard_writer()
         self.engine.dispose()

@@ -19,9 +19,11 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from caliper_store.errors import (
+    AlreadyResolved,
     CaliperStoreError,
     EventConflict,
     Overloaded,
@@ -36,11 +38,21 @@ from caliper_store.storage.records import (
     QuarantineRow,
     Reason,
     Receipt,
+    Replay,
     WriteRequest,
     conflict_reason,
 )
+from caliper_store.storage.schema import iri_key, utc_text
 
 logger = logging.getLogger(__name__)
+
+# A key's last_used_at is rewritten at most this often, sparing a row lock per batch.
+LAST_USED_RESOLUTION_S = 60
+
+
+def _minus_seconds(moment: str, seconds: int) -> str:
+    return utc_text(datetime.fromisoformat(moment) - timedelta(seconds=seconds))
+
 
 Outcome = Receipt | CaliperStoreError
 
@@ -70,6 +82,9 @@ def _event_values(row: EventRow, request: WriteRequest, receipt_id: int) -> tupl
         row.event_time,
         request.received_at,
         row.raw,
+        iri_key(row.actor_id),
+        iri_key(row.object_id),
+        iri_key(row.group_id),
     )
 
 
@@ -114,14 +129,33 @@ def commit_batch(store: Store, requests: Sequence[WriteRequest]) -> list[Outcome
     A request whose key stopped being active gets :class:`Unauthorized`; a strict request with
     a conflicting event id gets :class:`EventConflict` and stores nothing. Every other request
     gets its :class:`Receipt`.
+
+    A replay of a quarantined item (``request.replay``) goes through the same rules, with three
+    differences: its item must still be held (else :class:`AlreadyResolved`), it keeps the
+    receipt of the request that first brought it (no new receipt, no key check: the key may
+    have been rotated since), and an item that still cannot be stored stays held as it was
+    instead of being quarantined again. One that is stored, or found already stored with the
+    same content, leaves quarantine with an audit row, in this same transaction.
     """
     outcomes: list[Outcome | None] = [None] * len(requests)
+    store.prepare_batch(requests)
     with store.write_transaction() as transaction:
-        active = transaction.active_key_ids({request.api_key_id for request in requests})
+        active = transaction.active_key_ids(
+            {request.api_key_id for request in requests if request.replay is None}
+        )
+        replayed = [request.replay.quarantine_id for request in requests if request.replay]
+        held = transaction.held_quarantine(replayed) if replayed else set()
         first_seen: dict[str, str] = {}
         live: list[int] = []
         for position, request in enumerate(requests):
-            if request.api_key_id not in active:
+            if request.replay is not None:
+                if request.replay.quarantine_id not in held:
+                    outcomes[position] = AlreadyResolved(
+                        f"quarantined item {request.replay.quarantine_id} is no longer held"
+                    )
+                    continue
+                held.discard(request.replay.quarantine_id)
+            elif request.api_key_id not in active:
                 outcomes[position] = Unauthorized("the API key is not active")
                 continue
             if request.is_strict:
@@ -139,18 +173,40 @@ def commit_batch(store: Store, requests: Sequence[WriteRequest]) -> list[Outcome
         if not live:
             return [outcome for outcome in outcomes if outcome is not None]
 
-        receipt_ids = transaction.allocate_receipt_ids(len(live))
+        fresh = [position for position in live if requests[position].replay is None]
+        receipt_of: dict[int, int] = {}
+        if fresh:
+            # Keys first: every process then takes row locks in the same order (keys, then ids).
+            used_at = max(requests[position].received_at for position in fresh)
+            transaction.touch_keys(
+                {requests[position].api_key_id for position in fresh},
+                used_at,
+                _minus_seconds(used_at, LAST_USED_RESOLUTION_S),
+            )
+            receipt_ids = transaction.allocate_receipt_ids(len(fresh))
+            receipt_of = dict(zip(fresh, receipt_ids, strict=True))
+        for position in live:
+            replay = requests[position].replay
+            if replay is not None:
+                receipt_of[position] = replay.receipt_id
         plan = _Plan()
-        for receipt_id, position in zip(receipt_ids, live, strict=True):
-            plan.add(requests[position], receipt_id)
+        for position in live:
+            plan.add(requests[position], receipt_of[position], position)
         stored_events = transaction.insert_events(plan.event_values)
         stored_entities = transaction.insert_entities(plan.entity_values)
         verdicts = plan.verdicts(stored_events, stored_entities)
         transaction.insert_quarantine(plan.quarantine_values)
         receipts = []
-        for receipt_id, position in zip(receipt_ids, live, strict=True):
+        resolved = []
+        for position in live:
             request = requests[position]
-            receipt = Receipt(receipt_id, request.is_envelope, tuple(verdicts.get(receipt_id, ())))
+            receipt_id = receipt_of[position]
+            receipt = Receipt(receipt_id, request.is_envelope, tuple(verdicts.get(position, ())))
+            outcomes[position] = receipt
+            if request.replay is not None:
+                if receipt.items and receipt.count("quarantined") == 0:
+                    resolved.append(_resolution(request.replay, receipt.items[0]))
+                continue
             receipts.append(
                 (
                     receipt_id,
@@ -167,12 +223,25 @@ def commit_batch(store: Store, requests: Sequence[WriteRequest]) -> list[Outcome
                     receipt.count("quarantined"),
                 )
             )
-            outcomes[position] = receipt
-        transaction.insert_receipts(receipts)
-        transaction.touch_keys(
-            {requests[position].api_key_id for position in live}, requests[live[-1]].received_at
-        )
+        if receipts:
+            transaction.insert_receipts(receipts)
+        if resolved:
+            transaction.resolve_quarantine(resolved)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _resolution(replay: Replay, verdict: ItemVerdict) -> tuple[Any, ...]:
+    # WriteTransaction.resolve_quarantine row: the outcome says whether the replay stored the
+    # event or found it already stored with the same content.
+    return (
+        replay.quarantine_id,
+        "replayed",
+        replay.actor,
+        replay.at,
+        verdict.verdict,
+        verdict.id,
+        None,
+    )
 
 
 @dataclass
@@ -182,14 +251,14 @@ class _Plan:
     event_values: list[tuple[Any, ...]] = field(default_factory=list)
     entity_values: list[tuple[Any, ...]] = field(default_factory=list)
     quarantine_values: list[tuple[Any, ...]] = field(default_factory=list)
-    # (receipt id, request, item) in request order, for the verdicts.
-    items: list[tuple[int, WriteRequest, EventRow | EntityRow | QuarantineRow, bool]] = field(
+    # (request position, receipt id, request, item, is first) in request order, for verdicts.
+    items: list[tuple[int, int, WriteRequest, EventRow | EntityRow | QuarantineRow, bool]] = field(
         default_factory=list
     )
     first_hash: dict[str, str] = field(default_factory=dict)
     first_entities: set[tuple[str, str]] = field(default_factory=set)
 
-    def add(self, request: WriteRequest, receipt_id: int) -> None:
+    def add(self, request: WriteRequest, receipt_id: int, position: int) -> None:
         for item in request.items:
             is_first = False
             if isinstance(item, EventRow):
@@ -214,7 +283,7 @@ class _Plan:
                         )
                     )
                     is_first = True
-            else:
+            elif request.replay is None:  # a replayed item that still fails stays where it is
                 self.quarantine_values.append(
                     _quarantine_values(
                         item.index,
@@ -226,14 +295,14 @@ class _Plan:
                         receipt_id,
                     )
                 )
-            self.items.append((receipt_id, request, item, is_first))
+            self.items.append((position, receipt_id, request, item, is_first))
 
     def verdicts(
         self, stored_events: dict[str, str], stored_entities: set[tuple[str, str]]
     ) -> dict[int, list[ItemVerdict]]:
         """Decide each item's verdict; conflicts become quarantine rows."""
         verdicts: dict[int, list[ItemVerdict]] = {}
-        for receipt_id, request, item, is_first in self.items:
+        for position, receipt_id, request, item, is_first in self.items:
             if isinstance(item, EventRow):
                 reference = stored_events.get(item.event_id)
                 if reference is None and not is_first:
@@ -249,17 +318,18 @@ class _Plan:
                     )
                 else:
                     reason = conflict_reason(item)
-                    self.quarantine_values.append(
-                        _quarantine_values(
-                            item.index,
-                            item.raw,
-                            [reason],
-                            item.event_id,
-                            item.caliper_version,
-                            request,
-                            receipt_id,
+                    if request.replay is None:
+                        self.quarantine_values.append(
+                            _quarantine_values(
+                                item.index,
+                                item.raw,
+                                [reason],
+                                item.event_id,
+                                item.caliper_version,
+                                request,
+                                receipt_id,
+                            )
                         )
-                    )
                     verdict = ItemVerdict(
                         item.index, "event", item.event_id, "quarantined", (reason,), warnings
                     )
@@ -277,7 +347,7 @@ class _Plan:
                 verdict = ItemVerdict(
                     item.index, "invalid", item.event_id, "quarantined", tuple(item.reasons)
                 )
-            verdicts.setdefault(receipt_id, []).append(verdict)
+            verdicts.setdefault(position, []).append(verdict)
         return verdicts
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +16,7 @@ from caliper_store.config import Settings, settings_from_environment
 from caliper_store.errors import CaliperStoreError
 from caliper_store.ingest import IngestLimits
 from caliper_store.storage import GroupCommitWriter, open_store
-from caliper_store.web import health, ingest
+from caliper_store.web import events, health, ingest, openapi, quarantine
 from caliper_store.web.auth import KeyAuthenticator
 from caliper_store.web.context import AppContext
 from caliper_store.web.problems import handle_http_error, handle_store_error, handle_unexpected
@@ -31,6 +32,14 @@ ROUTES = [
     Route("/caliper/validate", ingest.validate_events, methods=["POST"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/api/events", events.list_events, methods=["GET"]),
+    Route("/api/events/{event_id:path}", events.get_event, methods=["GET"]),
+    Route("/api/export", events.export_events, methods=["GET"]),
+    Route("/api/quarantine", quarantine.list_items, methods=["GET"]),
+    Route("/api/quarantine/{item_id:int}", quarantine.show, methods=["GET"]),
+    Route("/api/quarantine/{item_id:int}/replay", quarantine.replay, methods=["POST"]),
+    Route("/api/quarantine/{item_id:int}/discard", quarantine.discard, methods=["POST"]),
+    Route("/api/openapi.json", openapi.openapi_json, methods=["GET"]),
 ]
 
 PROBLEM_HANDLERS = {
@@ -49,6 +58,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             # Zero set-up: a new database gets the current schema; an old one must be migrated.
             await run_in_threadpool(store.require_current_schema, create_if_empty=True)
+            await run_in_threadpool(store.prepare_for_traffic, datetime.now(UTC))
             writer = GroupCommitWriter(
                 store,
                 queue_events=settings.writer_queue_events,

@@ -36,6 +36,15 @@ def require_scope(key: ApiKey, scope: str) -> None:
         raise Forbidden(f"this API key has no {scope!r} scope", field="Authorization")
 
 
+def require_read(key: ApiKey) -> None:
+    """Refuse a key that may not read events: it needs ``read``, or ``admin``, which implies it.
+
+    Ingest keys sit in producers' configurations; they never read anything back.
+    """
+    if "read" not in key.scopes and "admin" not in key.scopes:
+        raise Forbidden("this API key has no 'read' scope", field="Authorization")
+
+
 @dataclass
 class _Cached:
     key: ApiKey

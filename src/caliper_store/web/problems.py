@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caliper_store.errors import (
+    AlreadyResolved,
     CaliperStoreError,
     EventConflict,
     Forbidden,
+    InvalidQuery,
     MalformedEnvelope,
     NotFound,
     Overloaded,
@@ -33,10 +35,12 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 # error class -> (status, slug, title). Looked up along the class's MRO.
 PROBLEMS: dict[type[CaliperStoreError], tuple[int, str, str]] = {
     MalformedEnvelope: (400, "malformed-envelope", "The body is not a Caliper envelope"),
+    InvalidQuery: (400, "invalid-query", "A parameter or option is not valid"),
     Unauthorized: (401, "unauthorized", "A valid, active API key is required"),
     Forbidden: (403, "forbidden", "The API key lacks the scope this needs"),
     NotFound: (404, "not-found", "Not found"),
     EventConflict: (409, "event-conflict", "An event id is already stored with other content"),
+    AlreadyResolved: (409, "already-resolved", "The quarantined item was already resolved"),
     PayloadTooLarge: (413, "payload-too-large", "The request is larger than the store accepts"),
     UnsupportedMediaType: (415, "unsupported-media-type", "The body must be JSON"),
     UnsupportedVersion: (422, "unsupported-version", "This Caliper version is not supported"),

@@ -1,0 +1,429 @@
+"""Benchmark of getting data out: filtered pages over millions of events, export throughput,
+and what each query index costs at ingest.
+
+    python bench/query.py fill   --database sqlite:////tmp/q/10m.db --events 10000000
+    python bench/query.py pages  --database sqlite:////tmp/q/10m.db
+    python bench/query.py export --database sqlite:////tmp/q/10m.db --events 1000000
+    python bench/query.py index-cost --work-dir /tmp/q/cost --prefill 1000000
+
+`fill` writes generated Learn-like events (50,000 actors, 2,000 courses, a year of event
+times) straight into SQLite, dropping and rebuilding the secondary indexes around the load.
+`pages` times a page of 100 events for each filter through the real query code (median and
+worst of repeated runs, warm cache). `export` times each format over a filtered set.
+`index-cost` ingests Learn-style envelopes (bench/workload.py templates) through the real
+writer path, `prepare_request` then `commit_batch` (no HTTP, so other processes disturb it
+less), on a database pre-filled to `--prefill` events, once per index configuration, and
+prints events/s of each as a fraction of the configuration without any query index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from bench import workload
+from caliper_store.config import Settings
+from caliper_store.ingest import IngestLimits, prepare_request
+from caliper_store.query import (
+    ExportOptions,
+    QueryLimits,
+    build_filter,
+    export_to_stream,
+    parse_event_query,
+    parse_format,
+    search_page,
+)
+from caliper_store.storage import ApiKey, Store, commit_batch, open_store
+from caliper_store.storage.migrate import upgrade
+from caliper_store.storage.schema import EVENT_COLUMNS, iri_key
+
+SITE = (
+    "https://caliper-mapping.cloudbb.blackboard.com/v1/sites/54b54b42-dd02-42f8-88ed-07bd719bfb7c"
+)
+ACTORS = 50_000
+COURSES = 2_000
+OBJECTS = 200_000
+START_S = 1_704_067_200  # 2024-01-01T00:00:00Z
+YEAR_S = 365 * 86_400
+KINDS = (
+    ("NavigationEvent", "NavigatedTo", "WebPage", 50),
+    ("ViewEvent", "Viewed", "DigitalResource", 30),
+    ("GradeEvent", "Graded", "Attempt", 10),
+    ("AssessmentEvent", "Submitted", "Assessment", 6),
+    ("ForumEvent", "Subscribed", "Forum", 3),
+    ("SessionEvent", "LoggedIn", "SoftwareApplication", 1),
+)
+# Every query index of revision 0002, by name, with the SQL that creates it (and, to compare,
+# the same indexes on the IRIs themselves rather than their 64-bit hashes).
+CANDIDATE_INDEXES: dict[str, str] = {
+    "actor": "CREATE INDEX ix_actor ON events (actor_key, event_time)",
+    "group": "CREATE INDEX ix_group ON events (group_key, event_time) WHERE group_key IS NOT NULL",
+    "object": "CREATE INDEX ix_object ON events (object_key, event_time)",
+    "actor_iri": "CREATE INDEX ix_actor_iri ON events (actor_id, event_time)",
+    "group_iri": "CREATE INDEX ix_group_iri ON events (group_id, event_time) "
+    "WHERE group_id IS NOT NULL",
+    "object_iri": "CREATE INDEX ix_object_iri ON events (object_id, event_time)",
+    "external_id": "CREATE INDEX ix_external ON events (actor_external_id, event_time) "
+    "WHERE actor_external_id IS NOT NULL",
+    "received_at": "CREATE INDEX ix_received ON events (received_at)",
+    "session": "CREATE INDEX ix_session ON events (session_id, event_time) "
+    "WHERE session_id IS NOT NULL",
+    "key": "CREATE INDEX ix_key ON events (api_key_id, event_time)",
+    "type": "CREATE INDEX ix_type ON events (event_type, event_time)",
+}
+
+
+def _utc(seconds: float) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1e6):06d}Z"
+    )
+
+
+def _rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
+    """Learn-like event rows in EVENT_COLUMNS order, event times spread over 2024."""
+    rng = random.Random(seed)
+    weights = [kind[3] for kind in KINDS]
+    for _ in range(count):
+        actor = int(ACTORS * rng.random() ** 1.5)  # skewed: some actors far busier
+        course = (actor * 7 + rng.randrange(5)) % COURSES
+        event_type, action, object_type, _ = rng.choices(KINDS, weights)[0]
+        event_id = f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        moment = START_S + rng.random() * YEAR_S
+        actor_id = f"{SITE}/users/{actor:032x}"
+        object_id = f"{SITE}/content/_{rng.randrange(OBJECTS)}_1"
+        group_id = f"{SITE}/courses/{course:032x}"
+        session_id = f"{SITE}/sessions/{rng.getrandbits(64):016X}"
+        event_time = _utc(moment)
+        raw = orjson.dumps(
+            {
+                "@context": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+                "id": event_id,
+                "type": event_type,
+                "actor": {
+                    "id": actor_id,
+                    "type": "Person",
+                    "extensions": {"bb:user.externalId": f"s{1000000 + actor * 37}"},
+                },
+                "action": action,
+                "object": {"id": object_id, "type": object_type, "name": "Week 3 Readings"},
+                "eventTime": event_time,
+                "edApp": {"id": f"{SITE}/applications/learn", "type": "SoftwareApplication"},
+                "group": {"id": group_id, "type": "CourseOffering"},
+                "session": {"id": session_id, "type": "Session"},
+                "extensions": {"bb:request.headers.ipAddress": "93.184.216.34"},
+            }
+        ).decode()
+        row = {
+            "event_id": event_id,
+            "has_derived_id": False,
+            "content_hash": f"{rng.getrandbits(256):064x}",
+            "caliper_version": "1.1",
+            "event_type": event_type,
+            "action": action,
+            "actor_id": actor_id,
+            "actor_type": "Person",
+            "actor_external_id": f"s{1000000 + actor * 37}",
+            "object_id": object_id,
+            "object_type": object_type,
+            "group_id": group_id,
+            "membership_role": "Learner",
+            "session_id": session_id,
+            "ed_app_id": f"{SITE}/applications/learn",
+            "sensor": "54b54b42-dd02-42f8-88ed-07bd719bfb7c",
+            "api_key_id": 1 + actor % 3,
+            "receipt_id": 1 + actor % 1000,
+            "is_extension": False,
+            "event_time": event_time,
+            "received_at": _utc(moment + rng.random() * 3600),
+            "raw": raw,
+            "actor_key": iri_key(actor_id),
+            "object_key": iri_key(object_id),
+            "group_key": iri_key(group_id),
+        }
+        yield tuple(row[name] for name in EVENT_COLUMNS)
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _open(url: str) -> Store:
+    store = open_store(Settings(database_url=url))
+    store.require_current_schema(create_if_empty=True)
+    return store
+
+
+def fill(url: str, events: int, seed: int, *, is_migrated: bool = True) -> None:
+    """Append generated events; secondary indexes are dropped during the load, then rebuilt."""
+    if is_migrated:
+        _open(url).close()
+    connection = sqlite3.connect(_sqlite_path(url), isolation_level=None)
+    connection.execute("PRAGMA synchronous = OFF")
+    connection.execute("PRAGMA cache_size = -1000000")
+    saved = connection.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+        "AND sql IS NOT NULL"
+    ).fetchall()
+    # DROP INDEX also drops the index's planner statistics (seeded by revision 0002): keep them.
+    has_statistics = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+    ).fetchone()
+    statistics_rows = (
+        connection.execute("SELECT tbl, idx, stat FROM sqlite_stat1").fetchall()
+        if has_statistics
+        else []
+    )
+    for name, _ in saved:
+        connection.execute(f"DROP INDEX {name}")
+    insert = (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
+    )
+    started = time.perf_counter()
+    rows = _rows(events, seed)
+    done = 0
+    while done < events:
+        chunk = [row for _, row in zip(range(50_000), rows, strict=False)]
+        connection.execute("BEGIN")
+        connection.executemany(insert, chunk)
+        connection.execute("COMMIT")
+        done += len(chunk)
+        print(f"\r{done:,} events ({done / (time.perf_counter() - started):,.0f}/s)", end="")
+    print()
+    for name, sql in saved:
+        began = time.perf_counter()
+        connection.execute(sql)
+        print(f"index {name}: rebuilt in {time.perf_counter() - began:.1f} s")
+    if has_statistics:
+        connection.execute("DELETE FROM sqlite_stat1")
+        connection.executemany("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", statistics_rows)
+    connection.close()
+
+
+def _pick(store: Store, column: str, rank: int) -> str:
+    """A value of ``column`` that is typical (rank in the middle of its frequency order)."""
+    with store.engine.connect() as connection:
+        row = connection.exec_driver_sql(
+            f"SELECT {column} FROM (SELECT {column} FROM events ORDER BY seq DESC LIMIT 200000) "
+            f"GROUP BY {column} ORDER BY count(*) DESC LIMIT 1 OFFSET {rank}"
+        ).first()
+    assert row is not None
+    return str(row[0])
+
+
+def _time(run: Callable[[], object], repeat: int) -> tuple[float, float]:
+    began = time.perf_counter()
+    run()  # warm the cache
+    first = (time.perf_counter() - began) * 1000
+    if first > 2000:  # a scan: one run tells enough
+        return first, first
+    spent = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        run()
+        spent.append((time.perf_counter() - began) * 1000)
+    return statistics.median(spent), max(spent)
+
+
+def pages(url: str, repeat: int) -> None:
+    """Time one page of 100 events for each filter, alone and combined."""
+    store = _open(url)
+    limits = QueryLimits.from_settings(Settings())
+    total = store.events.count(())
+    actor = _pick(store, "actor_id", 50)
+    rare_actor = _pick(store, "actor_id", 5000)
+    group = _pick(store, "group_id", 20)
+    obj = _pick(store, "object_id", 100)
+    external = _pick(store, "actor_external_id", 50)
+    session = _pick(store, "session_id", 0)
+    cases: list[tuple[str, dict[str, list[str]]]] = [
+        ("no filter, newest first", {}),
+        ("no filter, oldest first", {"order": ["asc"]}),
+        ("actorId (typical actor)", {"actorId": [actor]}),
+        ("actorId (rare actor)", {"actorId": [rare_actor]}),
+        ("groupId (course)", {"groupId": [group]}),
+        ("objectId", {"objectId": [obj]}),
+        ("externalId (SIS id)", {"externalId": [external]}),
+        ("sessionId", {"sessionId": [session]}),
+        ("eventId", {"eventId": [_pick(store, "event_id", 0)]}),
+        ("type=NavigationEvent (50%)", {"type": ["NavigationEvent"]}),
+        ("type=SessionEvent (1%)", {"type": ["SessionEvent"]}),
+        ("action=Graded", {"action": ["Graded"]}),
+        ("objectType=Forum", {"objectType": ["Forum"]}),
+        ("edAppId", {"edAppId": [f"{SITE}/applications/learn"]}),
+        ("sensor", {"sensor": ["54b54b42-dd02-42f8-88ed-07bd719bfb7c"]}),
+        ("keyId", {"keyId": ["2"]}),
+        ("version=1.1", {"version": ["1.1"]}),
+        ("since/until one week", {"since": ["2024-06-01"], "until": ["2024-06-08"]}),
+        ("receivedSince last day", {"receivedSince": ["2024-12-30"]}),
+        (
+            "groupId + one week",
+            {"groupId": [group], "since": ["2024-06-01"], "until": ["2024-06-08"]},
+        ),
+        ("actorId + type", {"actorId": [actor], "type": ["ViewEvent"]}),
+        ("groupId + action=Graded", {"groupId": [group], "action": ["Graded"]}),
+        ("groupId + raw", {"groupId": [group], "raw": ["true"]}),
+    ]
+    print(f"{total:,} events in {url}; one page of 100, {repeat} runs after one warm-up")
+    print(f"  {'filter':<30} {'median ms':>10} {'max ms':>9} {'events':>7}")
+    for name, params in cases:
+        query = parse_event_query({**params, "limit": ["100"]}, limits)
+        median, worst = _time(lambda query=query: search_page(store, query), repeat)  # type: ignore[misc]
+        shown = len(search_page(store, query).events) if median < 2000 else "-"
+        print(f"  {name:<30} {median:>10.2f} {worst:>9.2f} {shown:>7}", flush=True)
+    # Page 50 of a course, by cursor: keyset pages cost the same however deep.
+    query = parse_event_query({"groupId": [group], "limit": ["100"]}, limits)
+    for _ in range(49):
+        page = search_page(store, query)
+        assert page.next_cursor is not None
+        query = parse_event_query(
+            {"groupId": [group], "limit": ["100"], "cursor": [page.next_cursor]}, limits
+        )
+    median, worst = _time(lambda: search_page(store, query), repeat)
+    print(f"  {'groupId, page 50 by cursor':<30} {median:>10.2f} {worst:>9.2f}")
+    store.close()
+
+
+def export(url: str, events: int) -> None:
+    """Export throughput per format over the oldest ``events`` events (by a time filter)."""
+    store = _open(url)
+    settings = Settings()
+    with store.engine.connect() as connection:
+        row = connection.exec_driver_sql(
+            f"SELECT event_time FROM events ORDER BY event_time LIMIT 1 OFFSET {events}"
+        ).first()
+    until = str(row[0]) if row is not None else "9999-12-31"
+    event_filter = build_filter({"until": [until]}, max_values=100)
+    for name in ("ndjson", "csv", "parquet"):
+        for with_raw in (True, False):
+            options = ExportOptions.from_settings(settings, parse_format(name), with_raw=with_raw)
+            sink = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-export.{name}"
+            began = time.perf_counter()
+            with sink.open("wb") as output:
+                total = export_to_stream(store, event_filter, options, output)
+            spent = time.perf_counter() - began
+            size = sink.stat().st_size
+            sink.unlink()
+            print(
+                f"  {name:<8} raw={'yes' if with_raw else 'no ':<3} {total:>10,} events "
+                f"{spent:>7.1f} s {total / spent:>10,.0f} events/s {size / 2**20:>8.0f} MiB"
+            )
+    store.close()
+
+
+def _learn_requests(count: int, key: ApiKey, source: workload.EnvelopeSource) -> list[Any]:
+    limits = IngestLimits.from_settings(Settings())
+    requests = []
+    for _ in range(count):
+        pieces, _, _ = source.next_body()
+        requests.append(
+            prepare_request(
+                b"".join(pieces), key=key, limits=limits, received_at=_utc(time.time())
+            ).request
+        )
+    return requests
+
+
+def _add_indexes(database: Path, config: str) -> None:
+    if config == "none":
+        names: list[str] = []
+    elif config == "all":
+        names = list(CANDIDATE_INDEXES)
+    else:
+        names = config.split("+")
+    db = sqlite3.connect(database)
+    for name in names:
+        db.execute(CANDIDATE_INDEXES[name])
+    db.close()
+
+
+def index_cost(work_dir: Path, prefill: int, events: int, rounds: int, configs: list[str]) -> None:
+    """Ingest rate through prepare_request + commit_batch for each set of query indexes."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    template = work_dir / "template.db"
+    if not template.exists():
+        store = open_store(Settings(database_url=f"sqlite:///{template}"))
+        with store.engine.connect() as connection:
+            upgrade(connection, "0001")
+        store.close()
+        fill(f"sqlite:///{template}", prefill, seed=7, is_migrated=False)
+    scenario = workload.build_scenario("learn")
+    ids = workload.IdSource()
+    results: dict[str, list[float]] = {name: [] for name in configs}
+    for round_number in range(rounds):
+        for config in configs:
+            database = work_dir / f"{config}.db"
+            shutil.copyfile(template, database)
+            _add_indexes(database, config)
+            store = open_store(Settings(database_url=f"sqlite:///{database}"))
+            _, record = store.keys.create(label="bench", now=_utc(time.time()))
+            source = workload.EnvelopeSource(scenario, ids)
+            # 100-event envelopes, 10 per group commit: 1,000 events a transaction.
+            batches = [_learn_requests(10, record, source) for _ in range(events // 1000)]
+            began = time.perf_counter()
+            for batch in batches:
+                commit_batch(store, batch)
+            rate = events / (time.perf_counter() - began)
+            results[config].append(rate)
+            store.close()
+            database.unlink()
+            print(f"round {round_number + 1} {config:<24} {rate:>9,.0f} events/s", flush=True)
+    base = statistics.median(results["none"]) if "none" in results else None
+    print("\nmedian events/s through prepare_request + commit_batch (1,000-event commits)")
+    for config, rates in results.items():
+        median = statistics.median(rates)
+        fraction = f"{median / base:.2f} of no query index" if base else ""
+        print(f"  {config:<24} {median:>9,.0f}  {fraction}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    fill_parser = commands.add_parser("fill")
+    fill_parser.add_argument("--database", required=True)
+    fill_parser.add_argument("--events", type=int, default=10_000_000)
+    fill_parser.add_argument("--seed", type=int, default=1)
+    pages_parser = commands.add_parser("pages")
+    pages_parser.add_argument("--database", required=True)
+    pages_parser.add_argument("--repeat", type=int, default=20)
+    export_parser = commands.add_parser("export")
+    export_parser.add_argument("--database", required=True)
+    export_parser.add_argument("--events", type=int, default=1_000_000)
+    cost_parser = commands.add_parser("index-cost")
+    cost_parser.add_argument("--work-dir", type=Path, required=True)
+    cost_parser.add_argument("--prefill", type=int, default=1_000_000)
+    cost_parser.add_argument("--events", type=int, default=50_000)
+    cost_parser.add_argument("--rounds", type=int, default=3)
+    cost_parser.add_argument(
+        "--configs",
+        default="none,actor,group,object,external_id,received_at,session,key,type,all",
+        help="comma-separated; each is none, all, or index names joined by +",
+    )
+    args = parser.parse_args()
+    if args.command == "fill":
+        fill(args.database, args.events, args.seed)
+    elif args.command == "pages":
+        pages(args.database, args.repeat)
+    elif args.command == "export":
+        export(args.database, args.events)
+    else:
+        index_cost(args.work_dir, args.prefill, args.events, args.rounds, args.configs.split(","))
+
+
+if __name__ == "__main__":
+    main()

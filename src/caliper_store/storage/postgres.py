@@ -1,0 +1,278 @@
+"""The production backend: PostgreSQL 15+, monthly partitions, COPY on the hot path.
+
+The writer holds its own psycopg connection; reads go through SQLAlchemy's pool. Event-id
+uniqueness lives in ``event_ids`` (unpartitioned), so "one id, once, across all months" holds on
+a partitioned ``events``; rows are inserted in event-id order so two processes sending the same
+events cannot deadlock on each other's ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from caliper_store.storage.base import Store
+from caliper_store.storage.records import EventRow, WriteRequest
+from caliper_store.storage.schema import EVENT_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5
+# Partition DDL waits at most this long for readers holding the table, then the batch retries.
+PARTITION_LOCK_TIMEOUT_MS = 5_000
+PARTITION_LOCK_KEY = 0x63616C69  # "cali": serializes partition creation across processes
+MONTHS_AHEAD = 2
+
+_EVENT_TIME = EVENT_COLUMNS.index("event_time")
+_COPY_EVENTS = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+_COPY_RECEIPTS = (
+    "COPY receipts (id, api_key_id, sensor, send_time, data_version, is_envelope, received_at, "
+    "body_bytes, item_count, stored_count, duplicate_count, quarantined_count) FROM STDIN"
+)
+
+
+def _month_bounds(year: int, month: int) -> tuple[str, str]:
+    start = f"{year:04d}-{month:02d}-01 00:00:00+00"
+    if (year, month) == (9999, 12):
+        return start, "infinity"
+    end_year, end_month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return start, f"{end_year:04d}-{end_month:02d}-01 00:00:00+00"
+
+
+def _month_of(utc_text: str) -> tuple[int, int]:
+    return int(utc_text[0:4]), int(utc_text[5:7])
+
+
+def partition_name(year: int, month: int) -> str:
+    """``events_p2024_01``: one table per calendar month (UTC)."""
+    return f"events_p{year:04d}_{month:02d}"
+
+
+class _PostgresWriteTransaction:
+    """The writer's SQL for one group commit on PostgreSQL."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._cursor = connection.cursor()
+
+    def active_key_ids(self, key_ids: Collection[int]) -> set[int]:
+        self._cursor.execute(
+            "SELECT id FROM api_keys WHERE status = 'active' AND id = ANY(%s)", (list(key_ids),)
+        )
+        return {row[0] for row in self._cursor.fetchall()}
+
+    def allocate_receipt_ids(self, count: int) -> list[int]:
+        self._cursor.execute(
+            "SELECT nextval('receipts_id_seq') FROM generate_series(1, %s)", (count,)
+        )
+        return [row[0] for row in self._cursor.fetchall()]
+
+    def event_hashes(self, event_ids: Collection[str]) -> dict[str, str]:
+        self._cursor.execute(
+            "SELECT event_id, content_hash FROM event_ids WHERE event_id = ANY(%s)",
+            (list(event_ids),),
+        )
+        return {row[0]: row[1] for row in self._cursor.fetchall()}
+
+    def insert_events(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, str]:
+        if not rows:
+            return {}
+        # One lock order for every process: sorted ids cannot deadlock against each other.
+        ordered = sorted(rows, key=lambda row: row[0])
+        self._cursor.execute(
+            "INSERT INTO event_ids (event_id, content_hash, event_time) "
+            "SELECT * FROM unnest(%s::text[], %s::varchar[], %s::timestamptz[]) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            (
+                [row[0] for row in ordered],
+                [row[2] for row in ordered],
+                [row[_EVENT_TIME] for row in ordered],
+            ),
+        )
+        inserted = {row[0] for row in self._cursor.fetchall()}
+        existing: dict[str, str] = {}
+        if len(inserted) < len(ordered):
+            existing = self.event_hashes([row[0] for row in ordered if row[0] not in inserted])
+        with self._cursor.copy(_COPY_EVENTS) as copy:
+            for row in ordered:
+                if row[0] in inserted:
+                    copy.write_row(row)
+        return existing
+
+    def insert_entities(self, rows: Sequence[tuple[Any, ...]]) -> set[tuple[str, str]]:
+        existing: set[tuple[str, str]] = set()
+        for row in rows:
+            self._cursor.execute(
+                "INSERT INTO entities (entity_id, content_hash, caliper_version, entity_type, "
+                "api_key_id, receipt_id, received_at, raw) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (entity_id, content_hash) DO NOTHING RETURNING seq",
+                row,
+            )
+            if self._cursor.fetchone() is None:
+                existing.add((row[0], row[1]))
+        return existing
+
+    def insert_quarantine(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            self._cursor.executemany(
+                "INSERT INTO quarantine (receipt_id, api_key_id, item_index, event_id, "
+                "caliper_version, reason, reasons, received_at, raw) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+    def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self._cursor.copy(_COPY_RECEIPTS) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def held_quarantine(self, ids: Collection[int]) -> set[int]:
+        # FOR UPDATE: a concurrent replay of the same item waits here, then finds it resolved.
+        self._cursor.execute(
+            "SELECT id FROM quarantine WHERE status = 'held' AND id = ANY(%s) "
+            "ORDER BY id FOR UPDATE",
+            (list(ids),),
+        )
+        return {row[0] for row in self._cursor.fetchall()}
+
+    def resolve_quarantine(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        self._cursor.executemany(
+            "UPDATE quarantine SET status = %s, resolved_at = %s WHERE id = %s",
+            [(row[1], row[3], row[0]) for row in rows],
+        )
+        self._cursor.executemany(
+            "INSERT INTO quarantine_audit "
+            "(quarantine_id, action, actor, at, outcome, event_id, note) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+
+    def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
+        self._cursor.execute(
+            "UPDATE api_keys SET last_used_at = %s WHERE id = ANY(%s) "
+            "AND (last_used_at IS NULL OR last_used_at < %s)",
+            (used_at, list(key_ids), stale_before),
+        )
+
+
+class PostgresStore(Store):
+    """A Store on a PostgreSQL server."""
+
+    backend = "postgresql"
+
+    def __init__(
+        self, database_url: str, *, pool_size: int, lock_timeout_ms: int, retry_after_s: int
+    ) -> None:
+        url = make_url(database_url).set(drivername="postgresql+psycopg")
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+        )
+        super().__init__(engine, retry_after_s=retry_after_s)
+        self._lock_timeout_ms = lock_timeout_ms
+        self._writer_connection: psycopg.Connection[Any] | None = None
+        self._known_months: set[tuple[int, int]] | None = None
+
+    def _connect_writer(self) -> psycopg.Connection[Any]:
+        connection = psycopg.connect(
+            self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+        )
+        connection.execute(f"SET lock_timeout = {int(self._lock_timeout_ms)}")
+        return connection
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[_PostgresWriteTransaction]:
+        """One transaction on the writer connection; a broken connection is replaced next time."""
+        if self._writer_connection is None or self._writer_connection.closed:
+            self._writer_connection = self._connect_writer()
+        connection = self._writer_connection
+        try:
+            with connection.transaction():
+                yield _PostgresWriteTransaction(connection)
+        except BaseException:
+            if connection.broken or connection.closed:
+                self._discard_writer()
+            raise
+
+    def prepare_for_traffic(self, now: datetime) -> None:
+        """Partitions for this month and the next few, so ordinary traffic never waits on DDL."""
+        self.create_partitions_ahead(now.year, now.month)
+
+    def prepare_batch(self, requests: Sequence[WriteRequest]) -> None:
+        """Create the monthly partitions this batch's events need, before the write transaction."""
+        months = {
+            _month_of(item.event_time)
+            for request in requests
+            for item in request.items
+            if isinstance(item, EventRow)
+        }
+        if self._known_months is None or not months <= self._known_months:
+            self.ensure_partitions(months)
+
+    def ensure_partitions(self, months: Collection[tuple[int, int]]) -> None:
+        """Create missing monthly partitions (idempotent, safe across processes)."""
+        with self.engine.begin() as connection:
+            connection.execute(text(f"SET LOCAL lock_timeout = {PARTITION_LOCK_TIMEOUT_MS}"))
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITION_LOCK_KEY}
+            )
+            existing = set(
+                connection.execute(
+                    text(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "WHERE i.inhparent = 'events'::regclass"
+                    )
+                ).scalars()
+            )
+            for year, month in sorted(months):
+                name = partition_name(year, month)
+                if name in existing:
+                    continue
+                start, end = _month_bounds(year, month)
+                connection.execute(
+                    text(
+                        f"CREATE TABLE {name} PARTITION OF events "
+                        f"FOR VALUES FROM ('{start}') TO ('{end}')"
+                    )
+                )
+                existing.add(name)
+                logger.info("created partition %s", name)
+        self._known_months = {
+            (int(name[8:12]), int(name[13:15])) for name in existing if name.startswith("events_p")
+        }
+
+    def create_partitions_ahead(self, year: int, month: int) -> None:
+        """Partitions for this month and the next few, so ordinary traffic never waits on DDL."""
+        months = []
+        for _ in range(MONTHS_AHEAD + 1):
+            months.append((year, month))
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        self.ensure_partitions(months)
+
+    def check_ready(self) -> None:
+        """The server answers, is not a read-only replica, and can start a write transaction."""
+        with self.engine.begin() as connection:
+            if connection.execute(text("SELECT pg_is_in_recovery()")).scalar():
+                raise RuntimeError("the PostgreSQL server is a read-only replica")
+            connection.execute(text("SELECT txid_current()"))
+
+    def _discard_writer(self) -> None:
+        if self._writer_connection is not None:
+            self._writer_connection.close()
+            self._writer_connection = None
+
+    def close(self) -> None:
+        """Close the writer connection and the pool."""
+        self._discard_writer()
+        self.engine.dispose()

@@ -1,0 +1,577 @@
+"""SQL that reads events back and decides on quarantined items, once for every backend.
+
+Written with SQLAlchemy Core over ``storage.schema``: times are the fixed-width UTC text of
+``UtcTime`` on SQLite and PostgreSQL alike, so comparing them as strings orders them as times.
+Pages are keyset pages on ``(event_time, seq)`` (or ``(received_at, seq)``): both are fixed once
+an event is stored and ``seq`` is unique, so a position stays valid however many events arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from caliper_store.storage.schema import (
+    events,
+    iri_key,
+    quarantine,
+    quarantine_audit,
+    receipts,
+)
+
+# Columns a filter may name; each is a plain column of ``events``.
+FILTER_COLUMNS = frozenset(
+    {
+        "event_id",
+        "event_type",
+        "action",
+        "actor_id",
+        "actor_external_id",
+        "object_id",
+        "object_type",
+        "group_id",
+        "session_id",
+        "ed_app_id",
+        "sensor",
+        "api_key_id",
+        "caliper_version",
+        "event_time",
+        "received_at",
+    }
+)
+
+# IRI columns whose filter index is built on a 64-bit hash column (storage.schema.iri_key).
+HASHED_COLUMNS: dict[str, str] = {
+    "actor_id": "actor_key",
+    "object_id": "object_key",
+    "group_id": "group_key",
+}
+
+# The normalized columns every result carries, in this order (EventRecord's fields).
+RECORD_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "event_id",
+    "event_type",
+    "action",
+    "actor_id",
+    "actor_type",
+    "actor_external_id",
+    "object_id",
+    "object_type",
+    "group_id",
+    "membership_role",
+    "session_id",
+    "ed_app_id",
+    "sensor",
+    "api_key_id",
+    "receipt_id",
+    "caliper_version",
+    "is_extension",
+    "has_derived_id",
+    "event_time",
+    "received_at",
+)
+
+QuarantineStatus = Literal["held", "replayed", "discarded"]
+QUARANTINE_STATUSES: tuple[QuarantineStatus, ...] = ("held", "replayed", "discarded")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One filter on an events column: ``in`` a set of values, or ``>=`` / ``<`` a bound."""
+
+    column: str
+    op: Literal["in", ">=", "<"]
+    values: tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page ended: the last event's time (event or received time) and seq."""
+
+    time: str
+    seq: int
+
+
+# The time a page is ordered by.
+OrderBy = Literal["event_time", "received_at"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One stored event: its normalized columns and, when asked for, its raw JSON as sent."""
+
+    seq: int
+    event_id: str
+    event_type: str
+    action: str
+    actor_id: str
+    actor_type: str | None
+    actor_external_id: str | None
+    object_id: str
+    object_type: str | None
+    group_id: str | None
+    membership_role: str | None
+    session_id: str | None
+    ed_app_id: str | None
+    sensor: str | None
+    api_key_id: int
+    receipt_id: int
+    caliper_version: str
+    is_extension: bool
+    has_derived_id: bool
+    event_time: str
+    received_at: str
+    raw: str | None = None
+
+    def position(self, by: OrderBy = "event_time") -> Position:
+        """The keyset position just after this event, in pages ordered ``by``."""
+        return Position(self.received_at if by == "received_at" else self.event_time, self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """The receipt of the request that delivered an event or a quarantined item."""
+
+    id: int
+    api_key_id: int
+    sensor: str | None
+    send_time: str | None
+    data_version: str | None
+    is_envelope: bool
+    received_at: str
+    body_bytes: int
+    item_count: int
+    stored_count: int
+    duplicate_count: int
+    quarantined_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One decision taken on a quarantined item."""
+
+    id: int
+    quarantine_id: int
+    action: str
+    actor: str
+    at: str
+    outcome: str | None
+    event_id: str | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """One quarantined item with its reasons and where it stands."""
+
+    id: int
+    receipt_id: int
+    api_key_id: int
+    item_index: int
+    event_id: str | None
+    caliper_version: str | None
+    reason: str
+    reasons: list[dict[str, str]]
+    received_at: str
+    status: str
+    resolved_at: str | None
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineFilter:
+    """Which quarantined items to list; empty tuples and None mean "any"."""
+
+    statuses: tuple[str, ...] = ("held",)
+    reasons: tuple[str, ...] = ()
+    api_key_ids: tuple[int, ...] = ()
+    ids: tuple[int, ...] = ()
+    received_from: str | None = None
+    received_to: str | None = None
+
+
+def _column(name: str) -> Any:
+    if name not in FILTER_COLUMNS:
+        raise ValueError(f"events cannot be filtered on {name!r}")
+    return events.c[name]
+
+
+def _in(column: Any, values: list[Any]) -> ColumnElement[bool]:
+    clause: ColumnElement[bool] = column == values[0] if len(values) == 1 else column.in_(values)
+    return clause
+
+
+def _conditions(conditions: Sequence[Condition]) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    for condition in conditions:
+        column = _column(condition.column)
+        if condition.op == "in":
+            values = list(condition.values)
+            hashed = HASHED_COLUMNS.get(condition.column)
+            if hashed is not None:
+                # The index is on the 64-bit hash; the IRI itself rules out any collision.
+                keys = list(dict.fromkeys(iri_key(str(value)) for value in values))
+                clauses.append(_in(events.c[hashed], keys))
+            clauses.append(_in(column, values))
+        elif condition.op == ">=":
+            clauses.append(column >= condition.values[0])
+        else:
+            clauses.append(column < condition.values[0])
+    return clauses
+
+
+def _after(position: Position, *, by: OrderBy, is_descending: bool) -> ColumnElement[bool]:
+    # Spelled out rather than as a row value, so both SQLite and PostgreSQL range-scan the
+    # index on the time with the first term and only check seq on the boundary time.
+    time, seq = events.c[by], events.c.seq
+    if is_descending:
+        return and_(time <= position.time, or_(time < position.time, seq < position.seq))
+    return and_(time >= position.time, or_(time > position.time, seq > position.seq))
+
+
+def _record_query(*, with_raw: bool) -> Select[Any]:
+    columns = [events.c[name] for name in RECORD_COLUMNS]
+    if with_raw:
+        columns.append(events.c.raw)
+    return select(*columns)
+
+
+def _record(row: Sequence[Any]) -> EventRecord:
+    values = list(row)
+    # Booleans come back as 0/1 from SQLite.
+    values[17] = bool(values[17])
+    values[18] = bool(values[18])
+    return EventRecord(*values)
+
+
+def search_events(
+    connection: Connection,
+    conditions: Sequence[Condition],
+    *,
+    after: Position | None,
+    is_descending: bool,
+    limit: int,
+    with_raw: bool,
+    by: OrderBy = "event_time",
+) -> list[EventRecord]:
+    """One keyset page: up to ``limit`` matching events after ``after``, ordered ``by`` time."""
+    query = page_statement(
+        conditions,
+        after=after,
+        is_descending=is_descending,
+        limit=limit,
+        with_raw=with_raw,
+        by=by,
+    )
+    return [_record(row) for row in connection.execute(query)]
+
+
+def page_statement(
+    conditions: Sequence[Condition],
+    *,
+    after: Position | None,
+    is_descending: bool,
+    limit: int,
+    with_raw: bool,
+    by: OrderBy = "event_time",
+) -> Select[Any]:
+    """The SELECT of one keyset page (also what tests ask the planner about)."""
+    clauses = _conditions(conditions)
+    if after is not None:
+        clauses.append(_after(after, by=by, is_descending=is_descending))
+    query = _record_query(with_raw=with_raw).where(*clauses)
+    if is_descending:
+        query = query.order_by(events.c[by].desc(), events.c.seq.desc())
+    else:
+        query = query.order_by(events.c[by], events.c.seq)
+    return query.limit(limit)
+
+
+def iter_event_batches(
+    engine: Engine,
+    conditions: Sequence[Condition],
+    *,
+    batch_events: int,
+    with_raw: bool,
+    is_descending: bool = False,
+    by: OrderBy = "event_time",
+) -> Iterator[list[EventRecord]]:
+    """Every matching event, in time order, ``batch_events`` at a time.
+
+    Each batch is its own short read, so a long export neither holds a snapshot open (which
+    would stop SQLite's WAL from checkpointing) nor keeps more than one batch in memory.
+    """
+    position: Position | None = None
+    while True:
+        with engine.connect() as connection:
+            batch = search_events(
+                connection,
+                conditions,
+                after=position,
+                is_descending=is_descending,
+                limit=batch_events,
+                with_raw=with_raw,
+                by=by,
+            )
+        if batch:
+            yield batch
+        if len(batch) < batch_events:
+            return
+        position = batch[-1].position(by)
+
+
+def count_events(connection: Connection, conditions: Sequence[Condition]) -> int:
+    """How many events match (for progress bars)."""
+    query = select(func.count()).select_from(events).where(*_conditions(conditions))
+    return int(connection.scalar(query) or 0)
+
+
+def _receipt(connection: Connection, receipt_id: int) -> ReceiptRecord | None:
+    row = connection.execute(select(receipts).where(receipts.c.id == receipt_id)).first()
+    if row is None:
+        return None
+    return ReceiptRecord(
+        id=row.id,
+        api_key_id=row.api_key_id,
+        sensor=row.sensor,
+        send_time=row.send_time,
+        data_version=row.data_version,
+        is_envelope=bool(row.is_envelope),
+        received_at=row.received_at,
+        body_bytes=row.body_bytes,
+        item_count=row.item_count,
+        stored_count=row.stored_count,
+        duplicate_count=row.duplicate_count,
+        quarantined_count=row.quarantined_count,
+    )
+
+
+def get_event(
+    connection: Connection, event_id: str
+) -> tuple[EventRecord, ReceiptRecord | None] | None:
+    """One event by id, raw included, with the receipt of the request that brought it."""
+    row = connection.execute(
+        _record_query(with_raw=True).where(events.c.event_id == event_id).limit(1)
+    ).first()
+    if row is None:
+        return None
+    record = _record(row)
+    return record, _receipt(connection, record.receipt_id)
+
+
+def _quarantine_record(row: Any) -> QuarantineRecord:
+    return QuarantineRecord(
+        id=row.id,
+        receipt_id=row.receipt_id,
+        api_key_id=row.api_key_id,
+        item_index=row.item_index,
+        event_id=row.event_id,
+        caliper_version=row.caliper_version,
+        reason=row.reason,
+        reasons=json.loads(row.reasons),
+        received_at=row.received_at,
+        status=row.status,
+        resolved_at=row.resolved_at,
+        raw=row.raw,
+    )
+
+
+def _quarantine_clauses(selection: QuarantineFilter) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if selection.statuses:
+        clauses.append(quarantine.c.status.in_(list(selection.statuses)))
+    if selection.reasons:
+        clauses.append(quarantine.c.reason.in_(list(selection.reasons)))
+    if selection.api_key_ids:
+        clauses.append(quarantine.c.api_key_id.in_(list(selection.api_key_ids)))
+    if selection.ids:
+        clauses.append(quarantine.c.id.in_(list(selection.ids)))
+    if selection.received_from is not None:
+        clauses.append(quarantine.c.received_at >= selection.received_from)
+    if selection.received_to is not None:
+        clauses.append(quarantine.c.received_at < selection.received_to)
+    return clauses
+
+
+def search_quarantine(
+    connection: Connection,
+    selection: QuarantineFilter,
+    *,
+    before_id: int | None,
+    limit: int,
+) -> list[QuarantineRecord]:
+    """Quarantined items, newest first, keyset-paged on the id."""
+    clauses = _quarantine_clauses(selection)
+    if before_id is not None:
+        clauses.append(quarantine.c.id < before_id)
+    query = select(quarantine).where(*clauses).order_by(quarantine.c.id.desc()).limit(limit)
+    return [_quarantine_record(row) for row in connection.execute(query)]
+
+
+def quarantine_ids(connection: Connection, selection: QuarantineFilter) -> list[int]:
+    """The ids of every matching quarantined item, oldest first (for bulk replay)."""
+    query = select(quarantine.c.id).where(*_quarantine_clauses(selection)).order_by(quarantine.c.id)
+    return [int(value) for value in connection.execute(query).scalars()]
+
+
+def get_quarantined(
+    connection: Connection, quarantine_id: int
+) -> tuple[QuarantineRecord, ReceiptRecord | None, list[AuditRecord]] | None:
+    """One quarantined item, the receipt it came with, and every decision taken on it."""
+    row = connection.execute(select(quarantine).where(quarantine.c.id == quarantine_id)).first()
+    if row is None:
+        return None
+    item = _quarantine_record(row)
+    audit = [
+        AuditRecord(
+            id=entry.id,
+            quarantine_id=entry.quarantine_id,
+            action=entry.action,
+            actor=entry.actor,
+            at=entry.at,
+            outcome=entry.outcome,
+            event_id=entry.event_id,
+            note=entry.note,
+        )
+        for entry in connection.execute(
+            select(quarantine_audit)
+            .where(quarantine_audit.c.quarantine_id == quarantine_id)
+            .order_by(quarantine_audit.c.id)
+        )
+    ]
+    return item, _receipt(connection, item.receipt_id), audit
+
+
+def discard_quarantined(
+    connection: Connection, ids: Sequence[int], *, actor: str, at: str, note: str | None
+) -> list[int]:
+    """Mark held items discarded, with one audit row each; return the ids that were held.
+
+    The status check and the change are one UPDATE, so two people discarding (or one
+    discarding while another replays) cannot both act on an item. The caller commits.
+    """
+    if not ids:
+        return []
+    changed = connection.execute(
+        update(quarantine)
+        .where(quarantine.c.id.in_(list(ids)), quarantine.c.status == "held")
+        .values(status="discarded", resolved_at=at)
+        .returning(quarantine.c.id)
+    )
+    discarded = sorted(int(value) for value in changed.scalars())
+    if discarded:
+        connection.execute(
+            insert(quarantine_audit),
+            [
+                {
+                    "quarantine_id": item_id,
+                    "action": "discarded",
+                    "actor": actor,
+                    "at": at,
+                    "outcome": None,
+                    "event_id": None,
+                    "note": note,
+                }
+                for item_id in discarded
+            ],
+        )
+    return discarded
+
+
+class EventReader:
+    """Reads events back for a Store: pages, batches for export, counts, one event."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def page(
+        self,
+        conditions: Sequence[Condition],
+        *,
+        after: Position | None,
+        is_descending: bool,
+        limit: int,
+        with_raw: bool,
+        by: OrderBy = "event_time",
+    ) -> list[EventRecord]:
+        """One keyset page of matching events."""
+        with self._engine.connect() as connection:
+            return search_events(
+                connection,
+                conditions,
+                after=after,
+                is_descending=is_descending,
+                limit=limit,
+                with_raw=with_raw,
+                by=by,
+            )
+
+    def batches(
+        self,
+        conditions: Sequence[Condition],
+        *,
+        batch_events: int,
+        with_raw: bool,
+        by: OrderBy = "event_time",
+    ) -> Iterator[list[EventRecord]]:
+        """Every matching event in time order, one short read per batch."""
+        return iter_event_batches(
+            self._engine, conditions, batch_events=batch_events, with_raw=with_raw, by=by
+        )
+
+    def count(self, conditions: Sequence[Condition]) -> int:
+        """How many events match."""
+        with self._engine.connect() as connection:
+            return count_events(connection, conditions)
+
+    def get(self, event_id: str) -> tuple[EventRecord, ReceiptRecord | None] | None:
+        """One event with its receipt, or None."""
+        with self._engine.connect() as connection:
+            return get_event(connection, event_id)
+
+
+class QuarantineDesk:
+    """Lists quarantined items, shows one with its history, discards held ones."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def page(
+        self, selection: QuarantineFilter, *, before_id: int | None, limit: int
+    ) -> list[QuarantineRecord]:
+        """Matching items, newest first."""
+        with self._engine.connect() as connection:
+            return search_quarantine(connection, selection, before_id=before_id, limit=limit)
+
+    def ids(self, selection: QuarantineFilter) -> list[int]:
+        """Ids of every matching item, oldest first."""
+        with self._engine.connect() as connection:
+            return quarantine_ids(connection, selection)
+
+    def get(
+        self, quarantine_id: int
+    ) -> tuple[QuarantineRecord, ReceiptRecord | None, list[AuditRecord]] | None:
+        """One item with its receipt and audit trail, or None."""
+        with self._engine.connect() as connection:
+            return get_quarantined(connection, quarantine_id)
+
+    def discard(self, ids: Sequence[int], *, actor: str, at: str, note: str | None) -> list[int]:
+        """Discard the held items among ``ids`` in one transaction; return those discarded."""
+        with self._engine.begin() as connection:
+            return discard_quarantined(connection, ids, actor=actor, at=at, note=note)

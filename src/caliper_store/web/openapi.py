@@ -1,0 +1,526 @@
+"""The OpenAPI 3.1 description of the whole HTTP API, served at ``/api/openapi.json``.
+
+Written by hand next to the routes (a test checks that every route in ``ROUTES`` is here);
+the filter parameters come from ``query.FILTER_FIELDS``, the same table the handlers read.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from caliper_store.query import EXPORT_FORMATS, FILTER_FIELDS, MEDIA_TYPES
+from caliper_store.web.responses import json_response
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+NULLABLE_TEXT = {"type": ["string", "null"]}
+TIME = {"type": "string", "format": "date-time", "examples": ["2024-03-01T10:00:00.000000Z"]}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    meaning = {
+        400: "A parameter or the body is malformed; `field` names it.",
+        401: "No API key, or an unknown or inactive one.",
+        403: "The key lacks the scope this needs.",
+        404: "Not found.",
+        409: "Conflict with what is stored.",
+        413: "The body is larger than the store accepts.",
+        415: "The body is not JSON.",
+        422: "Unsupported Caliper version.",
+        503: "Overloaded or the database is unavailable; retry after `Retry-After` seconds.",
+    }
+    return {
+        str(status): {
+            "description": meaning[status],
+            "content": {"application/problem+json": {"schema": PROBLEM}},
+        }
+        for status in statuses
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _filter_parameters() -> list[dict[str, Any]]:
+    parameters = []
+    for spec in FILTER_FIELDS:
+        one: dict[str, Any] = {"type": "integer"} if spec.kind == "int" else {"type": "string"}
+        if spec.kind in ("since", "until"):
+            one = {"type": "string", "description": "ISO 8601 time or date"}
+        schema = {"type": "array", "items": one} if spec.is_multiple else one
+        parameter = _query(spec.param, spec.help, schema)
+        if spec.is_multiple:
+            parameter.update(style="form", explode=True)
+        parameters.append(parameter)
+    return parameters
+
+
+PAGE_PARAMETERS = [
+    _query(
+        "limit",
+        "Events per page (setting default_page_events; at most max_page_events).",
+        {"type": "integer", "minimum": 1},
+    ),
+    _query(
+        "cursor",
+        "The next_cursor of the previous page; filters and order must be the same.",
+        {"type": "string"},
+    ),
+    _query(
+        "order",
+        "By event time: desc (newest first, the default) or asc; or received: by the time the "
+        "store received each event, oldest first (incremental pulls; keep receivedUntil a "
+        "minute behind now, as requests committed together may arrive out of order).",
+        {"type": "string", "enum": ["desc", "asc", "received"]},
+    ),
+    _query(
+        "raw",
+        "Include each event's raw JSON exactly as it was sent.",
+        {"type": "boolean", "default": False},
+    ),
+]
+ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
+READ_NOTE = " Needs a key with the `read` (or `admin`) scope."
+ADMIN_NOTE = " Needs a key with the `admin` scope."
+
+
+def _schemas() -> dict[str, Any]:
+    event_properties: dict[str, Any] = {
+        "seq": {"type": "integer", "description": "Store-wide sequence number."},
+        "event_id": {"type": "string"},
+        "event_type": {"type": "string"},
+        "action": {"type": "string"},
+        "actor_id": {"type": "string"},
+        "actor_type": NULLABLE_TEXT,
+        "actor_external_id": NULLABLE_TEXT,
+        "object_id": {"type": "string"},
+        "object_type": NULLABLE_TEXT,
+        "group_id": NULLABLE_TEXT,
+        "membership_role": NULLABLE_TEXT,
+        "session_id": NULLABLE_TEXT,
+        "ed_app_id": NULLABLE_TEXT,
+        "sensor": NULLABLE_TEXT,
+        "api_key_id": {"type": "integer"},
+        "receipt_id": {"type": "integer"},
+        "caliper_version": {"type": "string", "enum": ["1.0", "1.1", "1.2"]},
+        "is_extension": {"type": "boolean"},
+        "has_derived_id": {"type": "boolean"},
+        "event_time": TIME,
+        "received_at": TIME,
+        "raw": {"type": "object", "description": "The event exactly as it was sent (when asked)."},
+    }
+    reason = {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string"},
+            "field": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 7807 problem details.",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "field": {"type": "string"},
+                "errors": {"type": "array", "items": reason},
+            },
+        },
+        "Envelope": {
+            "type": "object",
+            "description": "A Caliper envelope {sensor, sendTime, dataVersion, data}, a bare "
+            "event, or an array of events (not in strict mode).",
+        },
+        "IngestReceipt": {
+            "type": "object",
+            "properties": {
+                "receipt": {"type": "integer"},
+                "envelope": {"type": "boolean"},
+                "stored": {"type": "integer"},
+                "duplicates": {"type": "integer"},
+                "quarantined": {"type": "integer"},
+                "items": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "EndpointConfig": {
+            "type": "object",
+            "properties": {
+                "caliperSupportedVersions": {"type": "array", "items": {"type": "string"}},
+                "caliperMaximumPayloadSize": {"type": "integer"},
+                "caliperSupportedExtensions": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "Reason": reason,
+        "Event": {"type": "object", "properties": event_properties},
+        "EventPage": {
+            "type": "object",
+            "properties": {
+                "events": {"type": "array", "items": _ref("Event")},
+                "next_cursor": {"type": ["string", "null"], "description": "null on the last page"},
+            },
+        },
+        "Receipt": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "api_key_id": {"type": "integer"},
+                "sensor": NULLABLE_TEXT,
+                "send_time": {"type": ["string", "null"]},
+                "data_version": NULLABLE_TEXT,
+                "is_envelope": {"type": "boolean"},
+                "received_at": TIME,
+                "body_bytes": {"type": "integer"},
+                "item_count": {"type": "integer"},
+                "stored_count": {"type": "integer"},
+                "duplicate_count": {"type": "integer"},
+                "quarantined_count": {"type": "integer"},
+            },
+        },
+        "StoredEvent": {
+            "type": "object",
+            "properties": {"event": _ref("Event"), "receipt": _ref("Receipt")},
+        },
+        "QuarantineItem": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "status": {"type": "string", "enum": ["held", "replayed", "discarded"]},
+                "reason": {"type": "string"},
+                "reasons": {"type": "array", "items": _ref("Reason")},
+                "event_id": NULLABLE_TEXT,
+                "caliper_version": NULLABLE_TEXT,
+                "api_key_id": {"type": "integer"},
+                "receipt_id": {"type": "integer"},
+                "item_index": {"type": "integer"},
+                "received_at": TIME,
+                "resolved_at": {"type": ["string", "null"]},
+                "raw": {"description": "The item exactly as it was sent (when asked)."},
+            },
+        },
+        "QuarantinePage": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": _ref("QuarantineItem")},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "QuarantineDetail": {
+            "allOf": [
+                _ref("QuarantineItem"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "receipt": _ref("Receipt"),
+                        "audit": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "action": {"type": "string"},
+                                    "actor": {"type": "string"},
+                                    "at": TIME,
+                                    "outcome": NULLABLE_TEXT,
+                                    "event_id": NULLABLE_TEXT,
+                                    "note": NULLABLE_TEXT,
+                                },
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "ReplayOutcome": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "result": {
+                    "type": "string",
+                    "enum": ["stored", "duplicate", "still_invalid", "conflict"],
+                },
+                "event_id": NULLABLE_TEXT,
+                "reasons": {"type": "array", "items": _ref("Reason")},
+            },
+        },
+    }
+
+
+def _ingest_paths() -> dict[str, Any]:
+    post = {
+        "summary": "Receive a Caliper envelope (Sensor API)",
+        "description": "Answers 200 once every item is committed or quarantined; the body is "
+        "empty unless `?receipt=1` or `Prefer: return=representation` asks for a receipt. "
+        "Needs a key with the `ingest` scope.",
+        "security": KEY,
+        "parameters": [_query("receipt", "Answer with a per-item receipt.", {"type": "boolean"})],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("Envelope")}},
+        },
+        "responses": {
+            "200": {
+                "description": "Stored (or quarantined with reasons).",
+                "content": {"application/json": {"schema": _ref("IngestReceipt")}},
+            },
+            **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+        },
+    }
+    get = {
+        "summary": "The endpoint's configuration (Caliper 1.2 section 6)",
+        "security": KEY,
+        "responses": {
+            "200": _json(_ref("EndpointConfig"), "Supported versions and limits."),
+            **_problems(401),
+        },
+    }
+    return {
+        "/caliper": {"post": post, "get": get},
+        "/caliper/message": {
+            "post": {**post, "summary": "Alias of POST /caliper (1EdTech certification suite)"},
+            "get": {**get, "summary": "Alias of GET /caliper"},
+        },
+        "/caliper/validate": {
+            "post": {
+                "summary": "Dry run: every ingest check, nothing stored",
+                "security": KEY,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Envelope")}},
+                },
+                "responses": {
+                    "200": _json({"type": "object"}, "What would happen to each item."),
+                    **_problems(400, 401, 403, 413, 415, 422),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process serves HTTP",
+                "responses": {"200": _json({"type": "object"}, "Up.")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the database answers and takes writes",
+                "responses": {"200": _json({"type": "object"}, "Ready."), **_problems(503)},
+            }
+        },
+    }
+
+
+def _read_paths() -> dict[str, Any]:
+    export_content = {
+        MEDIA_TYPES[name]: {"schema": {"type": "string", "format": "binary"}}
+        for name in EXPORT_FORMATS
+    }
+    return {
+        "/api/events": {
+            "get": {
+                "summary": "Search events",
+                "description": "Filters combine with AND; a repeated filter lists alternatives "
+                "(OR). Cursor pages are stable while events keep arriving." + READ_NOTE,
+                "security": KEY,
+                "parameters": [*_filter_parameters(), *PAGE_PARAMETERS],
+                "responses": {
+                    "200": _json(_ref("EventPage"), "One page of events."),
+                    **_problems(400, 401, 403),
+                },
+            }
+        },
+        "/api/events/{event_id}": {
+            "get": {
+                "summary": "One event, raw as sent, with its receipt",
+                "description": "The id as sent or as stored (URL-encoded)." + READ_NOTE,
+                "security": KEY,
+                "parameters": [
+                    {
+                        "name": "event_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("StoredEvent"), "The event."),
+                    **_problems(401, 403, 404),
+                },
+            }
+        },
+        "/api/export": {
+            "get": {
+                "summary": "Export matching events as NDJSON, CSV or Parquet, streamed",
+                "description": "Same filters as /api/events; every match, oldest first."
+                + READ_NOTE,
+                "security": KEY,
+                "parameters": [
+                    *_filter_parameters(),
+                    _query(
+                        "format",
+                        "File format.",
+                        {"type": "string", "enum": list(EXPORT_FORMATS), "default": "ndjson"},
+                    ),
+                    _query(
+                        "raw", "Include the raw event column.", {"type": "boolean", "default": True}
+                    ),
+                    _query(
+                        "order",
+                        "asc: by event time; received: by received time (incremental pulls).",
+                        {"type": "string", "enum": ["asc", "received"], "default": "asc"},
+                    ),
+                ],
+                "responses": {
+                    "200": {"description": "The file.", "content": export_content},
+                    **_problems(400, 401, 403),
+                },
+            }
+        },
+    }
+
+
+def _quarantine_paths() -> dict[str, Any]:
+    return {
+        "/api/quarantine": {
+            "get": {
+                "summary": "List quarantined items, newest first",
+                "description": "Held items unless `status` asks for others." + READ_NOTE,
+                "security": KEY,
+                "parameters": [
+                    _query(
+                        "status",
+                        "held (default), replayed, discarded or any; repeatable.",
+                        {"type": "array", "items": {"type": "string"}},
+                    ),
+                    _query(
+                        "reason",
+                        "Reason code, e.g. id_conflict; repeatable.",
+                        {"type": "array", "items": {"type": "string"}},
+                    ),
+                    _query(
+                        "keyId",
+                        "Id of the key that sent the item; repeatable.",
+                        {"type": "array", "items": {"type": "integer"}},
+                    ),
+                    _query("receivedSince", "Received at or after this time.", {"type": "string"}),
+                    _query("receivedUntil", "Received before this time.", {"type": "string"}),
+                    _query("limit", "Items per page.", {"type": "integer", "minimum": 1}),
+                    _query("cursor", "The next_cursor of the previous page.", {"type": "string"}),
+                    _query(
+                        "raw",
+                        "Include each item as it was sent.",
+                        {"type": "boolean", "default": False},
+                    ),
+                ],
+                "responses": {
+                    "200": _json(_ref("QuarantinePage"), "One page of items."),
+                    **_problems(400, 401, 403),
+                },
+            }
+        },
+        "/api/quarantine/{item_id}": {
+            "get": {
+                "summary": "One quarantined item with its receipt and audit trail",
+                "description": READ_NOTE.strip(),
+                "security": KEY,
+                "parameters": [ITEM_ID],
+                "responses": {
+                    "200": _json(_ref("QuarantineDetail"), "The item."),
+                    **_problems(401, 403, 404),
+                },
+            }
+        },
+        "/api/quarantine/{item_id}/replay": {
+            "post": {
+                "summary": "Run today's ingest rules on a held item; store it if it passes",
+                "description": "Exactly once: the event is stored and the item leaves quarantine "
+                "in one transaction, with an audit row." + ADMIN_NOTE,
+                "security": KEY,
+                "parameters": [ITEM_ID],
+                "responses": {
+                    "200": _json(_ref("ReplayOutcome"), "What the replay did."),
+                    **_problems(401, 403, 404, 409, 503),
+                },
+            }
+        },
+        "/api/quarantine/{item_id}/discard": {
+            "post": {
+                "summary": "Discard a held item for good, with an audit row",
+                "description": 'Optional body `{"note": "why"}`.' + ADMIN_NOTE,
+                "security": KEY,
+                "parameters": [ITEM_ID],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"note": {"type": "string"}}}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json({"type": "object"}, "Discarded."),
+                    **_problems(400, 401, 403, 404, 409),
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This description",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
+            }
+        },
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of every route."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "caliper-store",
+            "version": "1",
+            "description": "An IMS Caliper event store: the Caliper Sensor API endpoint, and "
+            "the API that gets events, exports and quarantined items back out.",
+        },
+        "paths": {**_ingest_paths(), **_read_paths(), **_quarantine_paths()},
+        "components": {
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from `caliper-store keys create`, as "
+                    "`Authorization: Bearer <key>` (or the bare key, as Moodle sends it). Scopes: "
+                    "ingest (send events), read (search, export, list quarantine), admin (replay "
+                    "and discard quarantined items; implies read).",
+                }
+            },
+            "schemas": _schemas(),
+        },
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    """Serve the OpenAPI document; it describes, it grants nothing, so it needs no key."""
+    return json_response(openapi_document())

@@ -1,0 +1,122 @@
+"""Schema migrations: an old database is upgraded without losing a row; serve refuses to guess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from tests.fixtures.server import run_cli
+
+from caliper_store.config import Settings
+from caliper_store.errors import SchemaOutOfDate
+from caliper_store.storage import SchemaState, open_store
+from caliper_store.storage.migrate import head_revision, upgrade
+from caliper_store.storage.schema import api_keys
+
+FIRST_REVISION = "0001"
+TIME = "2024-03-01T10:00:00.000000Z"
+
+
+def fill_first_revision(database_url: str) -> None:
+    """A database as version 0001 of the schema left it, with rows in every table."""
+    store = open_store(Settings(database_url=database_url))
+    with store.engine.connect() as connection:
+        upgrade(connection, FIRST_REVISION)
+    with store.engine.begin() as connection:
+        connection.execute(
+            insert(api_keys).values(
+                key_prefix="abcd1234",
+                key_hash="0" * 64,
+                label="old",
+                scopes="ingest",
+                status="active",
+                is_strict=False,
+                created_at=TIME,
+            )
+        )
+        is_postgres = database_url.startswith("postgresql")
+        if is_postgres:
+            connection.execute(
+                text(
+                    "CREATE TABLE events_p2024_03 PARTITION OF events "
+                    "FOR VALUES FROM ('2024-03-01') TO ('2024-04-01')"
+                )
+            )
+        connection.execute(
+            text(
+                "INSERT INTO receipts (id, api_key_id, is_envelope, received_at, body_bytes, item_count, "
+                "stored_count, duplicate_count, quarantined_count) VALUES (1, 1, true, :t, 10, 3, 2, 0, 1)"
+            ),
+            {"t": TIME},
+        )
+        for number in range(2):
+            event_id = f"urn:uuid:00000000-0000-4000-8000-00000000000{number}"
+            connection.execute(
+                text(
+                    "INSERT INTO events (event_id, has_derived_id, content_hash, caliper_version, "
+                    "event_type, action, actor_id, object_id, api_key_id, receipt_id, is_extension, "
+                    "event_time, received_at, raw) VALUES (:id, false, :hash, '1.1', 'ViewEvent', "
+                    "'Viewed', 'https://example.edu/u/1', 'https://example.edu/o/1', 1, 1, false, :t, :t, '{}')"
+                ),
+                {"id": event_id, "hash": str(number) * 64, "t": TIME},
+            )
+            if is_postgres:
+                connection.execute(
+                    text("INSERT INTO event_ids VALUES (:id, :hash, :t)"),
+                    {"id": event_id, "hash": str(number) * 64, "t": TIME},
+                )
+        connection.execute(
+            text(
+                "INSERT INTO quarantine (receipt_id, api_key_id, item_index, reason, reasons, received_at, raw) "
+                "VALUES (1, 1, 2, 'missing_actor', '[]', :t, '{}')"
+            ),
+            {"t": TIME},
+        )
+    store.close()
+
+
+def test_old_database_is_migrated_to_head_without_losing_rows(
+    database_url: str, tmp_path: Path
+) -> None:
+    fill_first_revision(database_url)
+    store = open_store(Settings(database_url=database_url))
+    state, revision = store.schema_state()
+    store.close()
+    if head_revision() != FIRST_REVISION:
+        assert (state, revision) == (SchemaState.OUTDATED, FIRST_REVISION)
+        refused = run_cli("serve", "--port", "1", "--database", database_url)
+        assert refused.returncode != 0
+        assert "caliper-store migrate" in refused.stderr
+    migrated = run_cli("migrate", "--database", database_url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert head_revision() in migrated.stdout
+    store = open_store(Settings(database_url=database_url))
+    try:
+        assert store.schema_state() == (SchemaState.CURRENT, head_revision())
+        figures = store.stats()
+        assert (figures["events"], figures["quarantined"], figures["receipts"]) == (2, 1, 1)
+        assert [key.label for key in store.keys.list()] == ["old"]
+    finally:
+        store.close()
+
+
+def test_migrate_is_idempotent_and_creates_a_new_database(database_url: str) -> None:
+    for _ in range(2):
+        result = run_cli("migrate", "--database", database_url)
+        assert result.returncode == 0, result.stderr
+    store = open_store(Settings(database_url=database_url))
+    assert store.schema_state() == (SchemaState.CURRENT, head_revision())
+    with store.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(api_keys)) == 0
+    store.close()
+
+
+def test_schema_newer_than_the_code_is_refused(database_url: str) -> None:
+    store = open_store(Settings(database_url=database_url))
+    store.migrate()
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(SchemaOutOfDate, match="newer"):
+        store.require_current_schema(create_if_empty=True)
+    store.close()
