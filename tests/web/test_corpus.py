@@ -10,6 +10,7 @@ from tests.conftest import Client
 from tests.fixtures.payloads import corpus_dir, corpus_files
 
 from caliper_store.storage import Store
+from caliper_store.storage.search import QuarantineFilter
 
 CORPUS = corpus_dir()
 pytestmark = pytest.mark.skipif(
@@ -77,7 +78,10 @@ def test_canvas_reuse_of_one_id_for_different_events_is_quarantined_as_conflict(
     # Canvas's docs reuse 3 ids across 8 different events: 3 stored, 5 held as conflicts.
     assert stats["quarantine_by_reason"] == [{"reason": "id_conflict", "items": 5}]
     assert stats["events"] == len(files) - 5
-    held = {item.event_id for item in store.list_quarantine(limit=10)}
+    held = {
+        item.event_id
+        for item in store.quarantine.page(QuarantineFilter(), before_id=None, limit=10)
+    }
     assert held == {
         "urn:uuid:3f672715-6aa8-4293-b62a-3b3319ff5701",
         "urn:uuid:0a2a8c4d-0ebc-4200-ab6f-095b3b16852d",

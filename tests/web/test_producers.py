@@ -11,6 +11,7 @@ from tests.fixtures.payloads import canvas_event, envelope, moodle_event
 from tests.fixtures.server import run_cli
 
 from caliper_store.storage import Store
+from caliper_store.storage.search import QuarantineFilter
 
 
 def test_moodle_resend_of_whole_queue_counts_duplicates(client: Client, store: Store) -> None:
@@ -70,7 +71,7 @@ def test_same_id_with_different_content_goes_to_quarantine(client: Client, store
     response = client.post(envelope([changed]), params={"receipt": "1"})
     assert response.status_code == 200
     assert response.json()["items"][0]["reasons"][0]["code"] == "id_conflict"
-    held = store.list_quarantine(limit=10)
+    held = store.quarantine.page(QuarantineFilter(), before_id=None, limit=10)
     assert [item.event_id for item in held] == [original["id"]]
     assert orjson.loads(held[0].raw)["action"] == "Viewed"
     assert store.stats()["events"] == 1

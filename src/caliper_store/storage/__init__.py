@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caliper_store.storage.base import QuarantinedItem, Store
+from caliper_store.storage.base import Store
 from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.open import open_store
@@ -30,7 +30,6 @@ __all__ = [
     "ItemVerdict",
     "KeyRegistry",
     "QuarantineRow",
-    "QuarantinedItem",
     "Reason",
     "Receipt",
     "Replay",

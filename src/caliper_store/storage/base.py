@@ -7,11 +7,9 @@ and receipts live once, in ``storage/writer.py``.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -71,21 +69,6 @@ class WriteTransaction(Protocol):
 
         Rows are ``(quarantine_id, status, actor, at, outcome, event_id, note)``.
         """
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantinedItem:
-    """One item held in quarantine, as listed to people."""
-
-    id: int
-    receipt_id: int
-    api_key_id: int
-    item_index: int
-    event_id: str | None
-    caliper_version: str | None
-    reasons: list[dict[str, str]]
-    received_at: str
-    raw: str
 
 
 class Store(ABC):
@@ -230,28 +213,6 @@ class Store(ABC):
             "quarantine_by_reason": [{"reason": row.reason, "items": row.n} for row in by_reason],
             "by_key": per_key,
         }
-
-    def list_quarantine(self, *, limit: int, reason: str | None = None) -> list[QuarantinedItem]:
-        """The newest quarantined items, optionally only those with one reason code."""
-        query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
-        if reason is not None:
-            query = query.where(quarantine.c.reason == reason)
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [
-            QuarantinedItem(
-                id=row.id,
-                receipt_id=row.receipt_id,
-                api_key_id=row.api_key_id,
-                item_index=row.item_index,
-                event_id=row.event_id,
-                caliper_version=row.caliper_version,
-                reasons=json.loads(row.reasons),
-                received_at=row.received_at,
-                raw=row.raw,
-            )
-            for row in rows
-        ]
 
     def iter_event_ids(self) -> Iterator[str]:
         """Every stored event id (for tests and consistency checks)."""
