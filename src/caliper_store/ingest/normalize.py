@@ -35,6 +35,21 @@ BLACKBOARD_EXTERNAL_ID = "bb:user.externalId"
 
 
 @dataclass(frozen=True, slots=True)
+class _ItemFacts:
+    """What normalize_item learned about an item before telling events from entities."""
+
+    index: int
+    path: str
+    raw: str
+    digest: str
+    version: str
+    vocabulary: Vocabulary
+    type_term: str | None
+    warnings: list[Reason]
+    max_id_chars: int
+
+
+@dataclass(frozen=True, slots=True)
 class ItemContext:
     """What the envelope tells about its items."""
 
@@ -175,50 +190,30 @@ def normalize_item(item: Any, index: int, context: ItemContext) -> Item:
         type_term is not None
         and (vocabulary.is_event_type(type_term) or type_term.endswith("Event"))
     )
-    digest = content_hash(item)
-    if is_event:
-        return _normalize_event(
-            item,
-            index,
-            path,
-            raw,
-            digest,
-            version,
-            vocabulary,
-            type_term,
-            warnings,
-            context.limits.max_id_chars,
-        )
-    return _normalize_entity(
-        item,
-        index,
-        path,
-        raw,
-        digest,
-        version,
-        vocabulary,
-        type_term,
-        warnings,
-        context.limits.max_id_chars,
+    facts = _ItemFacts(
+        index=index,
+        path=path,
+        raw=raw,
+        digest=content_hash(item),
+        version=version,
+        vocabulary=vocabulary,
+        type_term=type_term,
+        warnings=warnings,
+        max_id_chars=context.limits.max_id_chars,
     )
+    if is_event:
+        return _normalize_event(item, facts)
+    return _normalize_entity(item, facts)
 
 
 def _at(reason: Reason, path: str) -> Reason:
     return Reason(reason.code, f"{path}.{reason.field}", reason.message)
 
 
-def _normalize_event(
-    item: dict[str, Any],
-    index: int,
-    path: str,
-    raw: str,
-    digest: str,
-    version: str,
-    vocabulary: Vocabulary,
-    type_term: str | None,
-    warnings: list[Reason],
-    max_id_chars: int,
-) -> Item:
+def _normalize_event(item: dict[str, Any], facts: _ItemFacts) -> Item:
+    index, path, raw, digest = facts.index, facts.path, facts.raw, facts.digest
+    version, vocabulary, warnings = facts.version, facts.vocabulary, facts.warnings
+    type_term, max_id_chars = facts.type_term, facts.max_id_chars
     reasons: list[Reason] = []
 
     sent_id = item.get("id", item.get("@id"))
@@ -360,18 +355,10 @@ def _normalize_event(
     )
 
 
-def _normalize_entity(
-    item: dict[str, Any],
-    index: int,
-    path: str,
-    raw: str,
-    digest: str,
-    version: str,
-    vocabulary: Vocabulary,
-    type_term: str | None,
-    warnings: list[Reason],
-    max_id_chars: int,
-) -> Item:
+def _normalize_entity(item: dict[str, Any], facts: _ItemFacts) -> Item:
+    index, path, raw, digest = facts.index, facts.path, facts.raw, facts.digest
+    version, vocabulary, warnings = facts.version, facts.vocabulary, facts.warnings
+    type_term, max_id_chars = facts.type_term, facts.max_id_chars
     entity_id, _, _ = _reference(item)
     reasons: list[Reason] = []
     if entity_id is None:
