@@ -21,7 +21,7 @@ from tests.fixtures.postgres import (
     drop_database,
     postgres_bin,
 )
-from tests.fixtures.server import ServerProcess
+from tests.fixtures.server import STARTED, ServerProcess
 
 
 def pytest_report_header() -> list[str]:
@@ -34,6 +34,15 @@ def pytest_report_header() -> list[str]:
     else:
         postgres = f"PostgreSQL: none (set ${TEST_URL_ENV}); PostgreSQL tests SKIP"
     return [f"caliper corpus: {shown}", f"backends: SQLite file; {postgres}"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_leaked_servers() -> Iterator[None]:
+    """Kill any server a failing test left running, so none outlives the run."""
+    yield
+    for running in STARTED:
+        if running.is_running():
+            running.kill()
 
 
 @pytest.fixture(scope="session")

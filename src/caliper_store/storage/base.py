@@ -152,10 +152,20 @@ class Store(ABC):
         return found
 
     def stats(self) -> dict[str, Any]:
-        """Counts people ask for first: events by type and action, quarantine by reason, per key."""
+        """Counts people ask for first: events by type and action, quarantine by reason, per key.
+
+        "Quarantined" counts the items still held; replayed and discarded ones are counted apart
+        in ``quarantine_by_status``.
+        """
+        is_held = quarantine.c.status == "held"
         with self.engine.connect() as connection:
             event_total = connection.scalar(select(func.count()).select_from(events)) or 0
-            quarantine_total = connection.scalar(select(func.count()).select_from(quarantine)) or 0
+            quarantine_total = (
+                connection.scalar(select(func.count()).select_from(quarantine).where(is_held)) or 0
+            )
+            by_status = connection.execute(
+                select(quarantine.c.status, func.count()).group_by(quarantine.c.status)
+            ).all()
             entity_total = connection.scalar(select(func.count()).select_from(entities)) or 0
             receipt_total = connection.scalar(select(func.count()).select_from(receipts)) or 0
             by_type = connection.execute(
@@ -165,6 +175,7 @@ class Store(ABC):
             ).all()
             by_reason = connection.execute(
                 select(quarantine.c.reason, func.count().label("n"))
+                .where(is_held)
                 .group_by(quarantine.c.reason)
                 .order_by(func.count().desc())
             ).all()
@@ -175,7 +186,9 @@ class Store(ABC):
             )
             quarantine_keys: dict[int, int] = dict(
                 connection.execute(
-                    select(quarantine.c.api_key_id, func.count()).group_by(quarantine.c.api_key_id)
+                    select(quarantine.c.api_key_id, func.count())
+                    .where(is_held)
+                    .group_by(quarantine.c.api_key_id)
                 ).all()
             )
             duplicate_keys: dict[int, int | None] = dict(
@@ -211,6 +224,7 @@ class Store(ABC):
                 {"type": row.event_type, "action": row.action, "events": row.n} for row in by_type
             ],
             "quarantine_by_reason": [{"reason": row.reason, "items": row.n} for row in by_reason],
+            "quarantine_by_status": {status: count for status, count in by_status},
             "by_key": per_key,
         }
 

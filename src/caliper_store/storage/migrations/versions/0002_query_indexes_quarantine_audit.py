@@ -34,6 +34,8 @@ TIME = sa.Text().with_variant(postgresql.TIMESTAMP(timezone=True), "postgresql")
 EVENT_INDEXES: list[tuple[str, list[str], str | None]] = [
     ("events_actor_time", ["actor_key", "event_time"], None),
     ("events_group_time", ["group_key", "event_time"], "group_key IS NOT NULL"),
+    # Without it, "the events of this assignment" scanned all 10 million rows (400-490 s).
+    ("events_object_time", ["object_key", "event_time"], None),
     (
         "events_external_id_time",
         ["actor_external_id", "event_time"],
@@ -56,6 +58,7 @@ SQLITE_STATISTICS: dict[str, str] = {
     "events_event_time": "1000000 3",
     "events_actor_time": "1000000 200 2",
     "events_group_time": "1000000 2000 2",
+    "events_object_time": "1000000 500 2",
     "events_external_id_time": "1000000 200 2",
     "events_key_time": "1000000 250000 3",
     "events_type_time": "1000000 100000 3",
