@@ -21,7 +21,7 @@ from caliper_store.storage import (
     Receipt,
     Store,
     WriteRequest,
-    conflict_reason,
+    event_verdict,
 )
 
 
@@ -135,26 +135,7 @@ def validate_body(
         if isinstance(item, EventRow):
             reference = stored.get(item.event_id, seen.get(item.event_id))
             seen.setdefault(item.event_id, item.content_hash)
-            warnings = tuple(item.warnings)
-            if reference is None:
-                verdicts.append(
-                    ItemVerdict(item.index, "event", item.event_id, "stored", (), warnings)
-                )
-            elif reference == item.content_hash:
-                verdicts.append(
-                    ItemVerdict(item.index, "event", item.event_id, "duplicate", (), warnings)
-                )
-            else:
-                verdicts.append(
-                    ItemVerdict(
-                        item.index,
-                        "event",
-                        item.event_id,
-                        "quarantined",
-                        (conflict_reason(item),),
-                        warnings,
-                    )
-                )
+            verdicts.append(event_verdict(item, reference))
         elif isinstance(item, EntityRow):
             verdicts.append(
                 ItemVerdict(

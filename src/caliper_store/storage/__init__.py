@@ -17,6 +17,7 @@ from caliper_store.storage.records import (
     Replay,
     WriteRequest,
     conflict_reason,
+    event_verdict,
 )
 from caliper_store.storage.schema import utc_text
 from caliper_store.storage.writer import GroupCommitWriter, commit_batch
@@ -38,6 +39,7 @@ __all__ = [
     "WriteRequest",
     "commit_batch",
     "conflict_reason",
+    "event_verdict",
     "hash_key",
     "open_store",
     "utc_text",

@@ -165,3 +165,19 @@ def conflict_reason(row: EventRow) -> Reason:
         f"data[{row.index}].id",
         f"event id {row.event_id} is already stored with different content",
     )
+
+
+def event_verdict(row: EventRow, stored_hash: str | None) -> ItemVerdict:
+    """What becomes of an event, given the content hash already stored under its id (if any).
+
+    New id: stored. Same id, same content: a duplicate. Same id, other content: a conflict,
+    quarantined. The writer and the dry-run validation both decide with this one rule.
+    """
+    warnings = tuple(row.warnings)
+    if stored_hash is None:
+        return ItemVerdict(row.index, "event", row.event_id, "stored", (), warnings)
+    if stored_hash == row.content_hash:
+        return ItemVerdict(row.index, "event", row.event_id, "duplicate", (), warnings)
+    return ItemVerdict(
+        row.index, "event", row.event_id, "quarantined", (conflict_reason(row),), warnings
+    )

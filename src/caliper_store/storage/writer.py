@@ -41,6 +41,7 @@ from caliper_store.storage.records import (
     Replay,
     WriteRequest,
     conflict_reason,
+    event_verdict,
 )
 from caliper_store.storage.schema import iri_key, utc_text
 
@@ -307,31 +308,18 @@ class _Plan:
                 reference = stored_events.get(item.event_id)
                 if reference is None and not is_first:
                     reference = self.first_hash[item.event_id]
-                warnings = tuple(item.warnings)
-                if reference is None:
-                    verdict = ItemVerdict(
-                        item.index, "event", item.event_id, "stored", (), warnings
-                    )
-                elif reference == item.content_hash:
-                    verdict = ItemVerdict(
-                        item.index, "event", item.event_id, "duplicate", (), warnings
-                    )
-                else:
-                    reason = conflict_reason(item)
-                    if request.replay is None:
-                        self.quarantine_values.append(
-                            _quarantine_values(
-                                item.index,
-                                item.raw,
-                                [reason],
-                                item.event_id,
-                                item.caliper_version,
-                                request,
-                                receipt_id,
-                            )
+                verdict = event_verdict(item, reference)
+                if verdict.verdict == "quarantined" and request.replay is None:
+                    self.quarantine_values.append(
+                        _quarantine_values(
+                            item.index,
+                            item.raw,
+                            verdict.reasons,
+                            item.event_id,
+                            item.caliper_version,
+                            request,
+                            receipt_id,
                         )
-                    verdict = ItemVerdict(
-                        item.index, "event", item.event_id, "quarantined", (reason,), warnings
                     )
             elif isinstance(item, EntityRow):
                 is_known = not is_first or (item.entity_id, item.content_hash) in stored_entities
