@@ -50,7 +50,7 @@ from caliper_store.query import (
 )
 from caliper_store.storage import ApiKey, Store, commit_batch, open_store
 from caliper_store.storage.migrate import upgrade
-from caliper_store.storage.schema import EVENT_COLUMNS, iri_key
+from caliper_store.storage.schema import EVENT_COLUMNS, iri_key, utc_micros
 
 SITE = (
     "https://caliper-mapping.cloudbb.blackboard.com/v1/sites/54b54b42-dd02-42f8-88ed-07bd719bfb7c"
@@ -195,7 +195,12 @@ def fill(url: str, events: int, seed: int, *, is_migrated: bool = True) -> None:
         f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
     )
     started = time.perf_counter()
-    rows = _rows(events, seed)
+    # The two times are integer microseconds on SQLite (storage.schema.UtcMicros).
+    times = [EVENT_COLUMNS.index("event_time"), EVENT_COLUMNS.index("received_at")]
+    rows = (
+        tuple(utc_micros(value) if i in times else value for i, value in enumerate(row))
+        for row in _rows(events, seed)
+    )
     done = 0
     while done < events:
         chunk = [row for _, row in zip(range(50_000), rows, strict=False)]
@@ -359,8 +364,16 @@ def index_cost(work_dir: Path, prefill: int, events: int, rounds: int, configs: 
     if not template.exists():
         store = open_store(Settings(database_url=f"sqlite:///{template}"))
         with store.engine.connect() as connection:
-            upgrade(connection, "0001")
+            upgrade(connection)
         store.close()
+        # The head schema without its query indexes: each configuration adds its own.
+        template_db = sqlite3.connect(template)
+        for (name,) in template_db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+            "AND sql IS NOT NULL AND name NOT IN ('events_event_id', 'events_event_time')"
+        ).fetchall():
+            template_db.execute(f"DROP INDEX {name}")
+        template_db.close()
         fill(f"sqlite:///{template}", prefill, seed=7, is_migrated=False)
     scenario = workload.build_scenario("learn")
     ids = workload.IdSource()

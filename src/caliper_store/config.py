@@ -65,6 +65,11 @@ class Settings:
     sqlite_synchronous: str = _setting(
         "FULL", "SQLite PRAGMA synchronous: FULL survives power loss, NORMAL only process crashes."
     )
+    sqlite_writer_cache_mib: int = _setting(
+        64,
+        "Page cache of the SQLite writer connection, in MiB. Each commit touches pages all over "
+        "the filter indexes; a cache too small for them spills to the WAL mid-transaction.",
+    )
     write_lock_timeout_ms: int = _setting(
         10_000,
         "How long the writer waits for a database lock held by someone else before the batch "
@@ -152,6 +157,7 @@ def _validate(settings: Settings) -> None:
         "retry_after_s",
         "db_pool_size",
         "write_lock_timeout_ms",
+        "sqlite_writer_cache_mib",
         "default_page_events",
         "max_page_events",
         "max_filter_values",

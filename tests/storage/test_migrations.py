@@ -11,8 +11,8 @@ from tests.fixtures.server import run_cli
 from caliper_store.config import Settings
 from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import SchemaState, open_store
-from caliper_store.storage.migrate import head_revision, upgrade
-from caliper_store.storage.schema import api_keys
+from caliper_store.storage.migrate import downgrade, head_revision, upgrade
+from caliper_store.storage.schema import api_keys, events
 
 FIRST_REVISION = "0001"
 TIME = "2024-03-01T10:00:00.000000Z"
@@ -97,6 +97,14 @@ def test_old_database_is_migrated_to_head_without_losing_rows(
         figures = store.stats()
         assert (figures["events"], figures["quarantined"], figures["receipts"]) == (2, 1, 1)
         assert [key.label for key in store.keys.list()] == ["old"]
+        with store.engine.connect() as connection:
+            times = connection.execute(select(events.c.event_time, events.c.received_at)).all()
+            # The times survive every change of their storage form (revision 0003 on SQLite).
+            assert [tuple(row) for row in times] == [(TIME, TIME), (TIME, TIME)]
+            newer = connection.scalar(
+                select(func.count()).where(events.c.event_time > "2024-02-29T23:59:59.999999Z")
+            )
+            assert newer == 2
     finally:
         store.close()
 
@@ -120,3 +128,43 @@ def test_schema_newer_than_the_code_is_refused(database_url: str) -> None:
     with pytest.raises(SchemaOutOfDate, match="newer"):
         store.require_current_schema(create_if_empty=True)
     store.close()
+
+
+def test_event_times_survive_revision_0003_down_and_up(database_url: str) -> None:
+    """SQLite keeps event times as integers from 0003 on; the text form before it is exact."""
+    moments = ["2024-03-01T10:00:00.000001Z", "1969-12-31T23:59:59.500000Z"]
+    store = open_store(Settings(database_url=database_url))
+    store.migrate()
+    with store.engine.begin() as connection:
+        if database_url.startswith("postgresql"):
+            connection.execute(text("CREATE TABLE events_old PARTITION OF events DEFAULT"))
+        for number, moment in enumerate(moments):
+            connection.execute(
+                insert(events).values(
+                    event_id=f"urn:uuid:00000000-0000-4000-8000-00000000000{number}",
+                    has_derived_id=False,
+                    content_hash="0" * 64,
+                    caliper_version="1.1",
+                    event_type="ViewEvent",
+                    action="Viewed",
+                    actor_id="https://example.edu/u/1",
+                    object_id="https://example.edu/o/1",
+                    api_key_id=1,
+                    receipt_id=1,
+                    is_extension=False,
+                    event_time=moment,
+                    received_at=moment,
+                    raw="{}",
+                )
+            )
+    with store.engine.connect() as connection:
+        downgrade(connection, "0002")
+        stored = connection.scalars(text("SELECT event_time FROM events ORDER BY seq")).all()
+        if database_url.startswith("sqlite"):
+            assert stored == moments
+        upgrade(connection)
+        again = connection.execute(
+            select(events.c.event_time, events.c.received_at).order_by(events.c.seq)
+        ).all()
+    store.close()
+    assert [tuple(row) for row in again] == [(moment, moment) for moment in moments]

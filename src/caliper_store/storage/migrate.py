@@ -54,3 +54,9 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
     """Apply every revision up to ``revision`` on this connection, then commit."""
     command.upgrade(_config(connection), revision)
     connection.commit()
+
+
+def downgrade(connection: Connection, revision: str) -> None:
+    """Undo revisions down to ``revision`` on this connection, then commit (tests, rollbacks)."""
+    command.downgrade(_config(connection), revision)
+    connection.commit()

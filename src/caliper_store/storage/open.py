@@ -22,6 +22,7 @@ def open_store(settings: Settings) -> Store:
                 url,
                 synchronous=settings.sqlite_synchronous,
                 busy_timeout_ms=settings.write_lock_timeout_ms,
+                writer_cache_mib=settings.sqlite_writer_cache_mib,
                 retry_after_s=settings.retry_after_s,
             )
         except ValueError as error:

@@ -2,13 +2,14 @@
 
 The tables are created and changed only by the Alembic revisions in ``storage/migrations``;
 these objects describe the current head so that SQL can be written once for all backends.
-Times are ISO 8601 UTC text on SQLite and ``timestamptz`` on PostgreSQL.
+Times are ``timestamptz`` on PostgreSQL; on SQLite they are ISO 8601 UTC text, except the two
+indexed times of an event, which are integer microseconds (see :class:`UtcMicros`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -46,6 +47,23 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def utc_micros(moment: str) -> int:
+    """Microseconds since 1970-01-01 UTC of an ISO 8601 time (``utc_text`` form, or any offset)."""
+    parsed = datetime.fromisoformat(moment)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return (parsed - _EPOCH) // _MICROSECOND
+
+
+def micros_text(micros: int) -> str:
+    """The ``utc_text`` form of a count of microseconds since 1970-01-01 UTC."""
+    return (_EPOCH + timedelta(microseconds=micros)).isoformat(timespec="microseconds") + "Z"
+
+
 class UtcTime(TypeDecorator[str]):
     """A UTC instant: ``timestamptz`` on PostgreSQL, fixed-width ISO text on SQLite.
 
@@ -75,6 +93,38 @@ class UtcTime(TypeDecorator[str]):
         if value is None:
             return None
         return utc_text(value) if isinstance(value, datetime) else str(value)
+
+
+class UtcMicros(UtcTime):
+    """A UTC instant kept as integer microseconds on SQLite (``timestamptz`` on PostgreSQL).
+
+    For the event times that eight indexes carry: 8 bytes instead of 27 characters an entry
+    made a group commit dirty fewer index pages (SQLite Learn writer, 64 MiB cache: 25,800
+    against 35,400 events/s in `bench/query.py`'s layout; revision 0003). Code still binds and
+    reads the same fixed-width UTC text.
+    """
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """``timestamptz`` on PostgreSQL, an integer elsewhere."""
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(BigInteger())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """UTC text or a datetime in, microseconds out (SQLite)."""
+        if value is None or dialect.name == "postgresql":
+            return super().process_bind_param(value, dialect)
+        if isinstance(value, datetime):
+            return utc_micros(utc_text(value))
+        return value if isinstance(value, int) else utc_micros(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        """Always UTC text out."""
+        if isinstance(value, int):
+            return micros_text(value)
+        return super().process_result_value(value, dialect)
 
 
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -134,8 +184,8 @@ events = Table(
     Column("api_key_id", Integer, nullable=False),
     Column("receipt_id", BIG_ID, nullable=False),
     Column("is_extension", Boolean, nullable=False),
-    Column("event_time", UtcTime, nullable=False),
-    Column("received_at", UtcTime, nullable=False),
+    Column("event_time", UtcMicros, nullable=False),
+    Column("received_at", UtcMicros, nullable=False),
     Column("raw", Text, nullable=False),
     # 64-bit hashes of the long IRIs: the filter indexes are built on these (see iri_key).
     Column("actor_key", BigInteger),
