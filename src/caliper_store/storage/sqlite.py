@@ -36,38 +36,58 @@ IN_CHUNK = 900
 
 _EVENT_TIME = EVENT_COLUMNS.index("event_time")
 _RECEIVED_AT = EVENT_COLUMNS.index("received_at")
-# Events go in as multi-row INSERTs: executemany steps once per row, and the sqlite3 module
-# lets go of the GIL and takes it back around every step, which convoyed the writer with the
-# event loop (4,300 context switches a second, neither thread past half a core).
-EVENT_ROWS_PER_STATEMENT = 500  # x 26 columns, under SQLite's default 32,766 bound parameters
-_INSERT_ENTITY = (
+# Rows go in as multi-row INSERTs, never executemany: executemany steps once per row, and the
+# sqlite3 module lets go of the GIL and waits to take it back around every step. Under load the
+# event loop holds the GIL meanwhile, so each step could wait a switch interval (5 ms): Learn
+# showed 4,300 context switches a second with neither thread past half a core, and Canvas's
+# one receipt per request made every group commit wait that way once per request.
+MAX_ROWS_PER_STATEMENT = 500
+MAX_BOUND_PARAMETERS = 32_766  # SQLite's default limit
+# OR IGNORE rather than ON CONFLICT DO NOTHING: with no constraint left that could abort the
+# statement half-way, SQLite needs no statement journal (a copy of every page the INSERT
+# touches): the Learn INSERT took 1.4 s instead of 2.4 s. Rows ignored for anything but a known
+# id are caught after the fact (insert_events), so nothing is dropped silently.
+_INSERT_EVENTS = (f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)})", "")
+_INSERT_ENTITIES = (
     "INSERT INTO entities (entity_id, content_hash, caliper_version, entity_type, api_key_id, "
-    "receipt_id, received_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (entity_id, content_hash) DO NOTHING"
+    "receipt_id, received_at, raw)",
+    "ON CONFLICT (entity_id, content_hash) DO NOTHING",
 )
 _INSERT_QUARANTINE = (
     "INSERT INTO quarantine (receipt_id, api_key_id, item_index, event_id, caliper_version, "
-    "reason, reasons, received_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "reason, reasons, received_at, raw)",
+    "",
 )
-_INSERT_RECEIPT = (
+_INSERT_RECEIPTS = (
     "INSERT INTO receipts (id, api_key_id, sensor, send_time, data_version, is_envelope, "
-    "received_at, body_bytes, item_count, stored_count, duplicate_count, quarantined_count) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "received_at, body_bytes, item_count, stored_count, duplicate_count, quarantined_count)",
+    "",
 )
-
 _INSERT_AUDIT = (
-    "INSERT INTO quarantine_audit (quarantine_id, action, actor, at, outcome, event_id, note) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO quarantine_audit (quarantine_id, action, actor, at, outcome, event_id, note)",
+    "",
 )
 
 
-@functools.lru_cache(maxsize=4)
-def _insert_events_sql(row_count: int) -> str:
-    row = f"({', '.join('?' for _ in EVENT_COLUMNS)})"
-    return (
-        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join([row] * row_count)} "
-        "ON CONFLICT (event_id) DO NOTHING"
-    )
+@functools.lru_cache(maxsize=64)
+def _multi_row_sql(head: str, tail: str, width: int, row_count: int) -> str:
+    row = f"({', '.join('?' for _ in range(width))})"
+    return f"{head} VALUES {', '.join([row] * row_count)} {tail}"
+
+
+def _insert_rows(
+    connection: sqlite3.Connection, statement: tuple[str, str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """INSERT ``rows`` (tuples of one width) with as few statements, so GIL waits, as fit."""
+    if not rows:
+        return
+    head, tail = statement
+    width = len(rows[0])
+    per_statement = min(MAX_ROWS_PER_STATEMENT, MAX_BOUND_PARAMETERS // width)
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = _multi_row_sql(head, tail, width, len(chunk))
+        connection.execute(sql, list(itertools.chain.from_iterable(chunk)))
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -99,6 +119,18 @@ class _SqliteWriteTransaction:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
+        self._last_ids: tuple[int, int] | None = None
+
+    def _last_receipt_and_seq(self) -> tuple[int, int]:
+        # Both high-water marks in one statement (each statement is a GIL round trip), read
+        # once: BEGIN IMMEDIATE holds the write lock, so nobody else can move them meanwhile.
+        if self._last_ids is None:
+            row = self._connection.execute(
+                "SELECT (SELECT coalesce(max(id), 0) FROM receipts), "
+                "(SELECT coalesce(max(seq), 0) FROM events)"
+            ).fetchone()
+            self._last_ids = (int(row[0]), int(row[1]))
+        return self._last_ids
 
     def _select_in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -109,14 +141,25 @@ class _SqliteWriteTransaction:
         return rows
 
     def active_key_ids(self, key_ids: Collection[int]) -> set[int]:
-        rows = self._select_in(
-            "SELECT id FROM api_keys WHERE status = 'active' AND id IN ({marks})", list(key_ids)
-        )
-        return {row[0] for row in rows}
+        if not key_ids or len(key_ids) > IN_CHUNK:
+            rows = self._select_in(
+                "SELECT id FROM api_keys WHERE status = 'active' AND id IN ({marks})",
+                list(key_ids),
+            )
+            return {row[0] for row in rows}
+        # The first statement of every group commit also reads both high-water marks.
+        marks = ", ".join("?" for _ in key_ids)
+        row = self._connection.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM receipts), "
+            "(SELECT coalesce(max(seq), 0) FROM events), "
+            f"(SELECT group_concat(id) FROM api_keys WHERE status = 'active' AND id IN ({marks}))",
+            list(key_ids),
+        ).fetchone()
+        self._last_ids = (int(row[0]), int(row[1]))
+        return {int(key_id) for key_id in row[2].split(",")} if row[2] else set()
 
     def allocate_receipt_ids(self, count: int) -> list[int]:
-        # Safe: BEGIN IMMEDIATE holds the database's write lock for this whole transaction.
-        last = self._connection.execute("SELECT coalesce(max(id), 0) FROM receipts").fetchone()[0]
+        last, _ = self._last_receipt_and_seq()
         return list(range(last + 1, last + 1 + count))
 
     def event_hashes(self, event_ids: Collection[str]) -> dict[str, str]:
@@ -131,19 +174,19 @@ class _SqliteWriteTransaction:
             return {}
         # Insert first, look up only if an id was already there: a lookup of every id cost
         # 11% of the writer's time, for retries that are rare. New rows get seq > last_seq.
-        last_seq = self._connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        _, last_seq = self._last_receipt_and_seq()
         changes_before = self._connection.total_changes
-        for start in range(0, len(rows), EVENT_ROWS_PER_STATEMENT):
-            chunk = rows[start : start + EVENT_ROWS_PER_STATEMENT]
-            values = list(itertools.chain.from_iterable(_micros_times(row) for row in chunk))
-            self._connection.execute(_insert_events_sql(len(chunk)), values)
+        _insert_rows(self._connection, _INSERT_EVENTS, [_micros_times(row) for row in rows])
         if self._connection.total_changes - changes_before == len(rows):
             return {}
+        self._last_ids = None  # the events' high-water mark moved
         found = self._select_in(
-            f"SELECT event_id, content_hash FROM events WHERE seq <= {int(last_seq[0])} "
+            f"SELECT event_id, content_hash FROM events WHERE seq <= {last_seq} "
             "AND event_id IN ({marks})",
             [row[0] for row in rows],
         )
+        if self._connection.total_changes - changes_before + len(found) != len(rows):
+            raise sqlite3.IntegrityError("an event row broke a constraint other than its id")
         return {row[0]: row[1] for row in found}
 
     def insert_entities(self, rows: Sequence[tuple[Any, ...]]) -> set[tuple[str, str]]:
@@ -152,16 +195,18 @@ class _SqliteWriteTransaction:
             list({row[0] for row in rows}),
         )
         existing = {(row[0], row[1]) for row in found}
-        self._connection.executemany(
-            _INSERT_ENTITY, [row for row in rows if (row[0], row[1]) not in existing]
+        _insert_rows(
+            self._connection,
+            _INSERT_ENTITIES,
+            [row for row in rows if (row[0], row[1]) not in existing],
         )
         return existing
 
     def insert_quarantine(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._connection.executemany(_INSERT_QUARANTINE, rows)
+        _insert_rows(self._connection, _INSERT_QUARANTINE, rows)
 
     def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._connection.executemany(_INSERT_RECEIPT, rows)
+        _insert_rows(self._connection, _INSERT_RECEIPTS, rows)
 
     def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         self._connection.executemany(
@@ -182,7 +227,7 @@ class _SqliteWriteTransaction:
             "UPDATE quarantine SET status = ?, resolved_at = ? WHERE id = ?",
             [(row[1], row[3], row[0]) for row in rows],
         )
-        self._connection.executemany(_INSERT_AUDIT, rows)
+        _insert_rows(self._connection, _INSERT_AUDIT, rows)
 
 
 class _WalCheckpointer:

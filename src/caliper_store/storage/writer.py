@@ -124,8 +124,13 @@ def _strict_conflicts(
     return conflicts
 
 
-def commit_batch(store: Store, requests: Sequence[WriteRequest]) -> list[Outcome]:
+def commit_batch(
+    store: Store, requests: Sequence[WriteRequest], *, touched: dict[int, str] | None = None
+) -> list[Outcome]:
     """Commit every request in one transaction and return each request's outcome.
+
+    ``touched`` remembers, across calls, when this process last wrote each key's
+    ``last_used_at``, so the statement is skipped while the stored time is recent enough.
 
     A request whose key stopped being active gets :class:`Unauthorized`; a strict request with
     a conflicting event id gets :class:`EventConflict` and stores nothing. Every other request
@@ -176,14 +181,20 @@ def commit_batch(store: Store, requests: Sequence[WriteRequest]) -> list[Outcome
 
         fresh = [position for position in live if requests[position].replay is None]
         receipt_of: dict[int, int] = {}
+        touched_now: dict[int, str] = {}
         if fresh:
             # Keys first: every process then takes row locks in the same order (keys, then ids).
             used_at = max(requests[position].received_at for position in fresh)
-            transaction.touch_keys(
-                {requests[position].api_key_id for position in fresh},
-                used_at,
-                _minus_seconds(used_at, LAST_USED_RESOLUTION_S),
-            )
+            stale_before = _minus_seconds(used_at, LAST_USED_RESOLUTION_S)
+            known = touched if touched is not None else {}
+            stale = {
+                key_id
+                for key_id in (requests[position].api_key_id for position in fresh)
+                if known.get(key_id, "") < stale_before
+            }
+            if stale:
+                transaction.touch_keys(stale, used_at, stale_before)
+                touched_now = dict.fromkeys(stale, used_at)
             receipt_ids = transaction.allocate_receipt_ids(len(fresh))
             receipt_of = dict(zip(fresh, receipt_ids, strict=True))
         for position in live:
@@ -228,6 +239,8 @@ def commit_batch(store: Store, requests: Sequence[WriteRequest]) -> list[Outcome
             transaction.insert_receipts(receipts)
         if resolved:
             transaction.resolve_quarantine(resolved)
+    if touched is not None and touched_now:
+        touched.update(touched_now)  # only once committed
     return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -361,6 +374,7 @@ class GroupCommitWriter:
         self._condition = threading.Condition()
         self._is_stopping = False
         self._thread = threading.Thread(target=self._run, name="caliper-writer", daemon=True)
+        self._touched: dict[int, str] = {}
         self.is_healthy = True
 
     @property
@@ -430,7 +444,9 @@ class GroupCommitWriter:
         while (batch := self._take_batch()) is not None:
             outcomes: Sequence[Outcome]
             try:
-                outcomes = commit_batch(self._store, [waiting.request for waiting in batch])
+                outcomes = commit_batch(
+                    self._store, [waiting.request for waiting in batch], touched=self._touched
+                )
                 self.is_healthy = True
             except Exception as error:  # any database failure: nothing of the batch committed
                 logger.error("group commit of %d requests failed: %r", len(batch), error)
@@ -441,14 +457,21 @@ class GroupCommitWriter:
                 )
                 outcomes = [failure] * len(batch)
             self._release(batch)
+            # One wake-up per event loop and batch, not one per request: each wake-up is a
+            # write to the loop's self-pipe, and one-event envelopes come 60 to a batch.
+            settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Receipt], Outcome]]]
+            settled = {}
             for waiting, outcome in zip(batch, outcomes, strict=True):
-                waiting.loop.call_soon_threadsafe(_settle, waiting.future, outcome)
+                settled.setdefault(waiting.loop, []).append((waiting.future, outcome))
+            for loop, pairs in settled.items():
+                loop.call_soon_threadsafe(_settle_all, pairs)
 
 
-def _settle(future: asyncio.Future[Receipt], outcome: Outcome) -> None:
-    if future.cancelled():
-        return
-    if isinstance(outcome, Receipt):
-        future.set_result(outcome)
-    else:
-        future.set_exception(outcome)
+def _settle_all(pairs: list[tuple[asyncio.Future[Receipt], Outcome]]) -> None:
+    for future, outcome in pairs:
+        if future.cancelled():
+            continue
+        if isinstance(outcome, Receipt):
+            future.set_result(outcome)
+        else:
+            future.set_exception(outcome)

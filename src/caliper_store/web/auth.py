@@ -7,6 +7,7 @@ refused at once all the same. Other routes look the key up every time.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ class KeyAuthenticator:
     def __init__(self, registry: KeyRegistry) -> None:
         self._registry = registry
         self._cache: dict[str, _Cached] = {}
+        self._lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
 
     async def authenticate(self, request: Request, *, is_cached: bool) -> ApiKey:
         """The active key that sent this request.
@@ -71,7 +73,9 @@ class KeyAuthenticator:
             cached = self._cache.get(digest)
             if cached is not None and cached.until > time.monotonic():
                 return cached.key
-        found = await run_in_threadpool(self._registry.authenticate, key)
+            found = await self._shared_lookup(key, digest)
+        else:
+            found = await run_in_threadpool(self._registry.authenticate, key)
         if found is None or not found.is_active:
             self._cache.pop(digest, None)
             raise Unauthorized(
@@ -81,6 +85,16 @@ class KeyAuthenticator:
             self._cache.clear()
         self._cache[digest] = _Cached(found, time.monotonic() + CACHE_TTL_S)
         return found
+
+    async def _shared_lookup(self, key: str, digest: str) -> ApiKey | None:
+        # When an entry expires, every in-flight request of that producer misses at once (64
+        # database lookups at once under load, every CACHE_TTL_S); one lookup serves them all.
+        pending = self._lookups.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(run_in_threadpool(self._registry.authenticate, key))
+            self._lookups[digest] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        return await asyncio.shield(pending)
 
     def forget(self, request: Request) -> None:
         """Drop the request's key from the cache (the writer found it inactive)."""

@@ -1,0 +1,80 @@
+"""The writer's insert of event rows: known ids come back, and no row is ever dropped unseen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from caliper_store.storage import Store
+from caliper_store.storage.schema import EVENT_COLUMNS, events, utc_text
+
+NOW = datetime.now(UTC)
+TIME = utc_text(NOW)
+
+
+@pytest.fixture
+def ready_store(store: Store) -> Iterator[Store]:
+    """A store whose partitions for this month exist (PostgreSQL), as the server makes them."""
+    store.prepare_for_traffic(NOW)
+    yield store
+
+
+def event_row(number: int, *, content_hash: str = "a" * 64, **changes: Any) -> tuple[Any, ...]:
+    values: dict[str, Any] = {
+        "event_id": f"urn:uuid:00000000-0000-4000-8000-{number:012d}",
+        "has_derived_id": False,
+        "content_hash": content_hash,
+        "caliper_version": "1.1",
+        "event_type": "ViewEvent",
+        "action": "Viewed",
+        "actor_id": "https://example.edu/users/1",
+        "actor_type": "Person",
+        "actor_external_id": None,
+        "object_id": "https://example.edu/objects/1",
+        "object_type": "Document",
+        "group_id": None,
+        "membership_role": None,
+        "session_id": None,
+        "ed_app_id": None,
+        "sensor": None,
+        "api_key_id": 1,
+        "receipt_id": 1,
+        "is_extension": False,
+        "event_time": TIME,
+        "received_at": TIME,
+        "raw": "{}",
+        "actor_key": 1,
+        "object_key": 2,
+        "group_key": None,
+    }
+    values.update(changes)
+    return tuple(values[name] for name in EVENT_COLUMNS)
+
+
+def stored_count(store: Store) -> int:
+    with store.engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(events)) or 0)
+
+
+def test_insert_reports_the_ids_already_stored_with_their_hashes(ready_store: Store) -> None:
+    store = ready_store
+    with store.write_transaction() as transaction:
+        assert transaction.insert_events([event_row(1), event_row(2)]) == {}
+    with store.write_transaction() as transaction:
+        existing = transaction.insert_events([event_row(2, content_hash="b" * 64), event_row(3)])
+    assert existing == {event_row(2)[0]: "a" * 64}
+    assert stored_count(store) == 3
+
+
+def test_a_row_refused_for_another_reason_fails_the_whole_batch(ready_store: Store) -> None:
+    store = ready_store
+    with (
+        pytest.raises(Exception, match="constraint|null"),
+        store.write_transaction() as transaction,
+    ):
+        transaction.insert_events([event_row(1), event_row(2, actor_id=None)])
+    assert stored_count(store) == 0
