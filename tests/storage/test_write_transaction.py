@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,10 +16,10 @@ TIME = utc_text(NOW)
 
 
 @pytest.fixture
-def ready_store(store: Store) -> Iterator[Store]:
+def ready_store(store: Store) -> Store:
     """A store whose partitions for this month exist (PostgreSQL), as the server makes them."""
     store.prepare_for_traffic(NOW)
-    yield store
+    return store
 
 
 def event_row(number: int, *, content_hash: str = "a" * 64, **changes: Any) -> tuple[Any, ...]:
@@ -73,7 +72,7 @@ def test_insert_reports_the_ids_already_stored_with_their_hashes(ready_store: St
 def test_a_row_refused_for_another_reason_fails_the_whole_batch(ready_store: Store) -> None:
     store = ready_store
     with (
-        pytest.raises(Exception, match="constraint|null"),
+        pytest.raises(Exception, match=r"constraint|null"),
         store.write_transaction() as transaction,
     ):
         transaction.insert_events([event_row(1), event_row(2, actor_id=None)])
