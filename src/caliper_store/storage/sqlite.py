@@ -47,6 +47,10 @@ MAX_BOUND_PARAMETERS = 32_766  # SQLite's default limit
 # statement half-way, SQLite needs no statement journal (a copy of every page the INSERT
 # touches): the Learn INSERT took 1.4 s instead of 2.4 s. Rows ignored for anything but a known
 # id are caught after the fact (insert_events), so nothing is dropped silently.
+# The last receipt id and event seq of a transaction, read under BEGIN IMMEDIATE's write lock.
+_HIGH_WATER_MARKS = (
+    "(SELECT coalesce(max(id), 0) FROM receipts), (SELECT coalesce(max(seq), 0) FROM events)"
+)
 _INSERT_EVENTS = (f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)})", "")
 _INSERT_ENTITIES = (
     "INSERT INTO entities (entity_id, content_hash, caliper_version, entity_type, api_key_id, "
@@ -125,10 +129,7 @@ class _SqliteWriteTransaction:
         # Both high-water marks in one statement (each statement is a GIL round trip), read
         # once: BEGIN IMMEDIATE holds the write lock, so nobody else can move them meanwhile.
         if self._last_ids is None:
-            row = self._connection.execute(
-                "SELECT (SELECT coalesce(max(id), 0) FROM receipts), "
-                "(SELECT coalesce(max(seq), 0) FROM events)"
-            ).fetchone()
+            row = self._connection.execute(f"SELECT {_HIGH_WATER_MARKS}").fetchone()
             self._last_ids = (int(row[0]), int(row[1]))
         return self._last_ids
 
@@ -150,8 +151,7 @@ class _SqliteWriteTransaction:
         # The first statement of every group commit also reads both high-water marks.
         marks = ", ".join("?" for _ in key_ids)
         row = self._connection.execute(
-            "SELECT (SELECT coalesce(max(id), 0) FROM receipts), "
-            "(SELECT coalesce(max(seq), 0) FROM events), "
+            f"SELECT {_HIGH_WATER_MARKS}, "
             f"(SELECT group_concat(id) FROM api_keys WHERE status = 'active' AND id IN ({marks}))",
             list(key_ids),
         ).fetchone()
@@ -177,9 +177,9 @@ class _SqliteWriteTransaction:
         _, last_seq = self._last_receipt_and_seq()
         changes_before = self._connection.total_changes
         _insert_rows(self._connection, _INSERT_EVENTS, [_micros_times(row) for row in rows])
+        self._last_ids = None  # the events' high-water mark moved
         if self._connection.total_changes - changes_before == len(rows):
             return {}
-        self._last_ids = None  # the events' high-water mark moved
         found = self._select_in(
             f"SELECT event_id, content_hash FROM events WHERE seq <= {last_seq} "
             "AND event_id IN ({marks})",
