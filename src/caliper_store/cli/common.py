@@ -1,0 +1,72 @@
+"""What every command shares: settings and store from the context, errors as one line, JSON out."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from caliper_store.config import (
+    SETTING_FIELDS,
+    Settings,
+    settings_from_environment,
+)
+from caliper_store.errors import CaliperStoreError
+from caliper_store.storage import Store, open_store, utc_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def now_text() -> str:
+    """Now, in the store's UTC text form."""
+    return utc_text(datetime.now(UTC))
+
+
+def friendly_errors(command: F) -> F:
+    """Turn any CaliperStoreError into a one-line message and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CaliperStoreError as error:
+            raise click.ClickException(error.detail) from error
+
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature
+
+
+def settings_of(ctx: click.Context, **flags: object) -> Settings:
+    """Settings from these flags, the environment and the ``--config`` file of the root group."""
+    config_path: Path | None = ctx.find_root().params.get("config")
+    flags = {name: value for name, value in flags.items() if name in SETTING_FIELDS}
+    return settings_from_environment(flags, config_path)
+
+
+def store_of(ctx: click.Context, database: str | None) -> Store:
+    """The store of ``--database`` (or the settings), with its schema checked."""
+    return open_of(ctx, database)[1]
+
+
+def open_of(ctx: click.Context, database: str | None) -> tuple[Settings, Store]:
+    """The settings and the store, for commands that need both."""
+    settings = settings_of(ctx, database_url=database)
+    store = open_store(settings)
+    store.require_current_schema(create_if_empty=True)
+    return settings, store
+
+
+database_option = click.option(
+    "--database",
+    default=None,
+    help="Database URL (default: $CALIPER_STORE_DATABASE, else sqlite:///caliper.db).",
+)
+
+
+def echo_json(document: object) -> None:
+    """Print indented JSON on stdout."""
+    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8"))

@@ -1,0 +1,145 @@
+"""The ``caliper-store`` group and its server commands: serve, migrate, stats."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from caliper_store.cli.common import (
+    F,
+    database_option,
+    friendly_errors,
+    settings_of,
+    store_of,
+)
+from caliper_store.config import (
+    SETTING_FIELDS,
+    export_to_environment,
+)
+from caliper_store.storage import open_store
+
+
+@click.group()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML settings file ($CALIPER_STORE_CONFIG).",
+)
+@click.version_option(package_name="caliper_store")
+def main(config: Path | None) -> None:
+    """An IMS Caliper event store: receive, keep and query learning events."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Migration steps are reported by `migrate` itself; alembic's INFO lines are noise.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _setting_options(command: F) -> F:
+    """One ``--flag`` per setting, so flags, environment variables and docs cannot drift."""
+    for name, setting in reversed(SETTING_FIELDS.items()):
+        flag = "--database" if name == "database_url" else "--" + name.replace("_", "-")
+        kind = {"int": int, "bool": bool}.get(str(setting.type), str)
+        command = click.option(flag, name, type=kind, default=None, help=setting.metadata["help"])(
+            command
+        )
+    return command
+
+
+@main.command()
+@_setting_options
+@click.pass_context
+@friendly_errors
+def serve(ctx: click.Context, /, **flags: object) -> None:
+    """Run the HTTP server (ingest, health) until interrupted."""
+    import uvicorn
+
+    from caliper_store.web import create_app
+
+    settings = settings_of(ctx, **flags)
+    logging.getLogger().setLevel(settings.log_level.upper())
+    # Fail before binding the port when the database cannot be used.
+    store = open_store(settings)
+    try:
+        store.require_current_schema(create_if_empty=True)
+    finally:
+        store.close()
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": "httptools",
+        "loop": "uvloop",
+        # Access logs would hold client addresses: personal data stays out of logs.
+        "access_log": False,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": 30,
+    }
+    if settings.workers > 1:
+        export_to_environment(settings)
+        uvicorn.run(
+            "caliper_store.web:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            **common,
+        )
+    else:
+        uvicorn.run(create_app(settings), **common)
+
+
+@main.command()
+@database_option
+@click.pass_context
+@friendly_errors
+def migrate(ctx: click.Context, database: str | None) -> None:
+    """Bring the database schema to the current version."""
+    settings = settings_of(ctx, database_url=database)
+    store = open_store(settings)
+    try:
+        _, revision = store.schema_state()
+        store.migrate()
+        after, head = store.schema_state()
+    finally:
+        store.close()
+    click.echo(f"schema: {revision or 'empty'} -> {head} ({after.value})")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@database_option
+@click.pass_context
+@friendly_errors
+def stats(ctx: click.Context, as_json: bool, database: str | None) -> None:
+    """What is stored: events by type and action, quarantine by reason, per key."""
+    store = store_of(ctx, database)
+    try:
+        figures = store.stats()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    click.echo(
+        f"events {figures['events']}  entities {figures['entities']}  "
+        f"duplicates {figures['duplicates']}  quarantined {figures['quarantined']}  "
+        f"receipts {figures['receipts']}"
+    )
+    if figures["by_type"]:
+        click.echo("\nevents by type and action")
+        for row in figures["by_type"]:
+            click.echo(f"  {row['events']:>10}  {row['type']}  {row['action']}")
+    if figures["quarantine_by_reason"]:
+        click.echo("\nquarantine by reason")
+        for row in figures["quarantine_by_reason"]:
+            click.echo(f"  {row['items']:>10}  {row['reason']}")
+    if figures["by_key"]:
+        click.echo("\nper key")
+        for row in figures["by_key"]:
+            click.echo(
+                f"  {row['key_id']:>4}  {row['prefix']}…  events {row['events']}  "
+                f"duplicates {row['duplicates']}  quarantined {row['quarantined']}  {row['label']}"
+            )
