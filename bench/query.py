@@ -50,7 +50,8 @@ from caliper_store.query import (
 )
 from caliper_store.storage import ApiKey, Store, commit_batch, open_store
 from caliper_store.storage.migrate import upgrade
-from caliper_store.storage.schema import EVENT_COLUMNS, iri_key, utc_micros
+from caliper_store.storage.schema import EVENT_COLUMNS, iri_key
+from caliper_store.storage.sqlite import with_micros_times
 
 SITE = (
     "https://caliper-mapping.cloudbb.blackboard.com/v1/sites/54b54b42-dd02-42f8-88ed-07bd719bfb7c"
@@ -195,12 +196,8 @@ def fill(url: str, events: int, seed: int, *, is_migrated: bool = True) -> None:
         f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
     )
     started = time.perf_counter()
-    # The two times are integer microseconds on SQLite (storage.schema.UtcMicros).
-    times = [EVENT_COLUMNS.index("event_time"), EVENT_COLUMNS.index("received_at")]
-    rows = (
-        tuple(utc_micros(value) if i in times else value for i, value in enumerate(row))
-        for row in _rows(events, seed)
-    )
+    # The two times are integer microseconds on SQLite, converted as the writer does.
+    rows = (with_micros_times(row) for row in _rows(events, seed))
     done = 0
     while done < events:
         chunk = [row for _, row in zip(range(50_000), rows, strict=False)]

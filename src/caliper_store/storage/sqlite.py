@@ -110,7 +110,7 @@ def _configure(connection: sqlite3.Connection, *, synchronous: str, busy_timeout
     connection.execute(f"PRAGMA synchronous = {synchronous}")
 
 
-def _micros_times(row: tuple[Any, ...]) -> tuple[Any, ...]:
+def with_micros_times(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """An events row with its two times as integer microseconds (schema.UtcMicros on SQLite)."""
     values = list(row)
     values[_EVENT_TIME] = utc_micros(values[_EVENT_TIME])
@@ -176,7 +176,7 @@ class _SqliteWriteTransaction:
         # 11% of the writer's time, for retries that are rare. New rows get seq > last_seq.
         _, last_seq = self._last_receipt_and_seq()
         changes_before = self._connection.total_changes
-        _insert_rows(self._connection, _INSERT_EVENTS, [_micros_times(row) for row in rows])
+        _insert_rows(self._connection, _INSERT_EVENTS, [with_micros_times(row) for row in rows])
         self._last_ids = None  # the events' high-water mark moved
         if self._connection.total_changes - changes_before == len(rows):
             return {}

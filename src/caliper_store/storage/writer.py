@@ -143,6 +143,8 @@ def commit_batch(
     instead of being quarantined again. One that is stored, or found already stored with the
     same content, leaves quarantine with an audit row, in this same transaction.
     """
+    if touched is None:
+        touched = {}
     outcomes: list[Outcome | None] = [None] * len(requests)
     store.prepare_batch(requests)
     with store.write_transaction() as transaction:
@@ -186,11 +188,10 @@ def commit_batch(
             # Keys first: every process then takes row locks in the same order (keys, then ids).
             used_at = max(requests[position].received_at for position in fresh)
             stale_before = _minus_seconds(used_at, LAST_USED_RESOLUTION_S)
-            known = touched if touched is not None else {}
             stale = {
                 key_id
                 for key_id in (requests[position].api_key_id for position in fresh)
-                if known.get(key_id, "") < stale_before
+                if touched.get(key_id, "") < stale_before
             }
             if stale:
                 transaction.touch_keys(stale, used_at, stale_before)
@@ -239,8 +240,7 @@ def commit_batch(
             transaction.insert_receipts(receipts)
         if resolved:
             transaction.resolve_quarantine(resolved)
-    if touched is not None and touched_now:
-        touched.update(touched_now)  # only once committed
+    touched.update(touched_now)  # only once committed
     return [outcome for outcome in outcomes if outcome is not None]
 
 
