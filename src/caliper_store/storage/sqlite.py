@@ -7,9 +7,11 @@ several server processes share the file.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import itertools
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -31,6 +33,8 @@ WRITER_AUTOCHECKPOINT_PAGES = 10_000
 CHECKPOINT_INTERVAL_S = 0.25
 # After a checkpoint resets the WAL, keep at most this much of its file on disk.
 JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+# The file beside the database that orders the writers of several server processes.
+WRITER_LOCK_SUFFIX = "-writer.lock"
 # SQLite allows 32766 bound parameters; stay well below for IN (...) lists.
 IN_CHUNK = 900
 
@@ -230,6 +234,38 @@ class _SqliteWriteTransaction:
         _insert_rows(self._connection, _INSERT_AUDIT, rows)
 
 
+class _WriterLock:
+    """Hands the write lock from one server process to the next without sleeping.
+
+    SQLite's own busy handler polls: a writer that finds the file locked sleeps 1, 2, 5 ... up
+    to 100 ms and tries again, so two server processes on one file took turns so unevenly that
+    the p99 of Learn envelopes reached 7.9 s. A blocking ``flock`` on a file beside the
+    database wakes the waiting process the moment the other one commits. SQLite's lock still
+    decides correctness; this only orders the writers (and other writers, such as the CLI,
+    still wait through ``busy_timeout``).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._descriptor: int | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for one write transaction (the wait gives up the GIL)."""
+        if self._descriptor is None:
+            self._descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
 class _WalCheckpointer:
     """Copies committed WAL frames into the database file on a thread of its own.
 
@@ -287,6 +323,7 @@ class SqliteStore(Store):
         event.listen(engine, "connect", self._on_connect)
         super().__init__(engine, retry_after_s=retry_after_s)
         self._writer_connection: sqlite3.Connection | None = None
+        self._writer_lock = _WriterLock(self.path.with_name(self.path.name + WRITER_LOCK_SUFFIX))
         self._checkpointer: _WalCheckpointer | None = None
 
     def _on_connect(self, dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -314,24 +351,25 @@ class SqliteStore(Store):
 
     @contextmanager
     def write_transaction(self) -> Iterator[_SqliteWriteTransaction]:
-        """One ``BEGIN IMMEDIATE ... COMMIT`` on the writer connection."""
+        """One ``BEGIN IMMEDIATE ... COMMIT`` on the writer connection, under the writer lock."""
         if self._writer_connection is None:
             self._writer_connection = self._connect_writer()
         connection = self._writer_connection
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error:
-            self._discard_writer()
-            raise
-        try:
-            yield _SqliteWriteTransaction(connection)
-            connection.execute("COMMIT")
-        except BaseException:
+        with self._writer_lock.held():
             try:
-                connection.execute("ROLLBACK")
+                connection.execute("BEGIN IMMEDIATE")
             except sqlite3.Error:
                 self._discard_writer()
-            raise
+                raise
+            try:
+                yield _SqliteWriteTransaction(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._discard_writer()
+                raise
 
     def check_ready(self) -> None:
         """Take and release the write lock on a connection of its own."""
@@ -356,4 +394,5 @@ class SqliteStore(Store):
             self._checkpointer.stop()
             self._checkpointer = None
         self._discard_writer()
+        self._writer_lock.close()
         self.engine.dispose()
