@@ -33,6 +33,7 @@ def test_short_database_variable_is_read() -> None:
         ({"CALIPER_STORE_MAX_BODY_BYTES": "-1"}, "max_body_bytes"),
         ({"CALIPER_STORE_DATABASE_URL": "mysql://x"}, "database_url"),
         ({"CALIPER_STORE_SQLITE_SYNCHRONOUS": "SOMETIMES"}, "sqlite_synchronous"),
+        ({"CALIPER_STORE_WRITER_PROCESS": "fork"}, "writer_process"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(environ: dict[str, str], named: str) -> None:

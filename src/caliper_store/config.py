@@ -59,6 +59,12 @@ class Settings:
         "Most events waiting for the group-commit writer; beyond it ingest answers 503.",
     )
     writer_batch_events: int = _setting(5_000, "Most events the writer commits in one transaction.")
+    writer_process: str = _setting(
+        "auto",
+        "Where the group commit runs: 'process' (a child process with a core and GIL of its "
+        "own), 'thread' (a thread of the server process), or 'auto' (process on SQLite, thread "
+        "on PostgreSQL).",
+    )
     retry_after_s: int = _setting(
         1, "Seconds a client is told to wait (Retry-After) when the store is overloaded."
     )
@@ -183,6 +189,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError(
             "setting 'default_page_events' cannot exceed 'max_page_events'",
             field="default_page_events",
+        )
+    if settings.writer_process not in ("auto", "process", "thread"):
+        raise ConfigurationError(
+            "setting 'writer_process' must be auto, process or thread", field="writer_process"
         )
     if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigurationError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CaliperStoreError(Exception):
     """Base of every error the store raises on purpose.
@@ -15,6 +17,10 @@ class CaliperStoreError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.field = field
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle every subclass, keyword-only arguments included (writer process outcomes)."""
+        return (_restore_error, (type(self), self.args, self.__dict__))
 
 
 class ConfigurationError(CaliperStoreError):
@@ -93,3 +99,12 @@ class AlreadyResolved(CaliperStoreError):
 
 class SchemaOutOfDate(CaliperStoreError):
     """The database schema is older than this code; `caliper-store migrate` upgrades it."""
+
+
+def _restore_error(
+    kind: type[CaliperStoreError], args: tuple[Any, ...], state: dict[str, Any]
+) -> CaliperStoreError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any, Literal, TypeVar
 
 Verdict = Literal["stored", "duplicate", "quarantined"]
 
+_Record = TypeVar("_Record")
 
+
+def pickled_by_fields(cls: type[_Record]) -> type[_Record]:
+    """Pickle a record as its class and a tuple of its fields.
+
+    The SQLite writer process receives every request this way: a slots dataclass pickles
+    through a Python ``__getstate__`` dict, which took 7 µs an event against 3.5 µs.
+    """
+    values = attrgetter(*(item.name for item in fields(cls)))  # type: ignore[arg-type]
+
+    def reduce(record: _Record) -> tuple[Any, ...]:
+        return (cls, values(record))
+
+    cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
+    return cls
+
+
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Reason:
     """Why an item was quarantined or flagged: a stable code, the JSON path, a sentence."""
@@ -21,6 +40,7 @@ class Reason:
         return {"code": self.code, "field": self.field, "message": self.message}
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class EventRow:
     """One Caliper event, normalized into columns, with its raw JSON as sent."""
@@ -47,6 +67,7 @@ class EventRow:
     warnings: list[Reason] = field(default_factory=list)
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class EntityRow:
     """One entity ``describe`` object; stored once per distinct content."""
@@ -60,6 +81,7 @@ class EntityRow:
     warnings: list[Reason] = field(default_factory=list)
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class QuarantineRow:
     """An item that cannot be stored as an event or entity, kept with its reasons."""
@@ -74,6 +96,7 @@ class QuarantineRow:
 Item = EventRow | EntityRow | QuarantineRow
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Replay:
     """Marks a write request as the replay of one quarantined item, taken by ``actor``.
@@ -88,6 +111,7 @@ class Replay:
     at: str
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class WriteRequest:
     """Everything one request asks the writer to commit in one go, plus its receipt fields."""
@@ -109,6 +133,7 @@ class WriteRequest:
         return len(self.items)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ItemVerdict:
     """What happened to one item of an envelope."""
@@ -134,6 +159,7 @@ class ItemVerdict:
         return shown
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """The outcome of one request, as committed: counts and one verdict per item."""

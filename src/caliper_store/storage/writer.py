@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from caliper_store.errors import (
     AlreadyResolved,
@@ -352,9 +352,42 @@ class _Plan:
         return verdicts
 
 
+class Committer(Protocol):
+    """Commits one batch of requests and returns each request's outcome, in order."""
+
+    def encode(self, request: WriteRequest) -> Any:
+        """The request in the form ``commit`` takes, made on the event loop when it arrives."""
+
+    def commit(self, requests: Sequence[Any]) -> Sequence[Outcome]:
+        """Commit encoded requests; raises on any database failure (then nothing committed)."""
+
+    def close(self) -> None:
+        """Release what the committer holds."""
+
+
+class ThreadCommitter:
+    """A :class:`Committer` on the writer thread itself, with this process's connection."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._touched: dict[int, str] = {}
+
+    def encode(self, request: WriteRequest) -> WriteRequest:
+        """The request itself: the thread shares the process's memory."""
+        return request
+
+    def commit(self, requests: Sequence[WriteRequest]) -> Sequence[Outcome]:
+        """One :func:`commit_batch`, remembering the keys' last-used times across batches."""
+        return commit_batch(self._store, requests, touched=self._touched)
+
+    def close(self) -> None:
+        """Nothing to release: the store belongs to the caller."""
+
+
 @dataclass(slots=True)
 class _Waiting:
     request: WriteRequest
+    encoded: Any
     future: asyncio.Future[Receipt]
     loop: asyncio.AbstractEventLoop
 
@@ -363,9 +396,9 @@ class GroupCommitWriter:
     """The one writer of a process: a bounded queue and a thread that commits it in batches."""
 
     def __init__(
-        self, store: Store, *, queue_events: int, batch_events: int, retry_after_s: int
+        self, committer: Committer, *, queue_events: int, batch_events: int, retry_after_s: int
     ) -> None:
-        self._store = store
+        self._committer = committer
         self._queue_events = queue_events
         self._batch_events = batch_events
         self._retry_after_s = retry_after_s
@@ -374,7 +407,6 @@ class GroupCommitWriter:
         self._condition = threading.Condition()
         self._is_stopping = False
         self._thread = threading.Thread(target=self._run, name="caliper-writer", daemon=True)
-        self._touched: dict[int, str] = {}
         self.is_healthy = True
 
     @property
@@ -387,11 +419,13 @@ class GroupCommitWriter:
         self._thread.start()
 
     def stop(self) -> None:
-        """Commit what is queued, then stop the thread."""
+        """Commit what is queued, then stop the thread and close the committer."""
         with self._condition:
             self._is_stopping = True
             self._condition.notify()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._committer.close()
 
     async def submit(self, request: WriteRequest) -> Receipt:
         """Queue a request and wait until its items are committed.
@@ -405,6 +439,7 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Receipt] = loop.create_future()
         size = max(request.event_count, 1)
+        encoded = self._committer.encode(request)
         with self._condition:
             if self._is_stopping:
                 raise StorageUnavailable(
@@ -415,7 +450,7 @@ class GroupCommitWriter:
                     f"the write queue is full ({self._queued_events} events waiting)",
                     retry_after_s=self._retry_after_s,
                 )
-            self._queue.append(_Waiting(request, future, loop))
+            self._queue.append(_Waiting(request, encoded, future, loop))
             self._queued_events += size
             self._condition.notify()
         return await future
@@ -444,9 +479,7 @@ class GroupCommitWriter:
         while (batch := self._take_batch()) is not None:
             outcomes: Sequence[Outcome]
             try:
-                outcomes = commit_batch(
-                    self._store, [waiting.request for waiting in batch], touched=self._touched
-                )
+                outcomes = self._committer.commit([waiting.encoded for waiting in batch])
                 self.is_healthy = True
             except Exception as error:  # any database failure: nothing of the batch committed
                 logger.error("group commit of %d requests failed: %r", len(batch), error)

@@ -17,7 +17,9 @@ from starlette.routing import Route
 from caliper_store.config import Settings, settings_from_environment
 from caliper_store.errors import CaliperStoreError
 from caliper_store.ingest import IngestLimits
-from caliper_store.storage import GroupCommitWriter, open_store
+from caliper_store.storage import GroupCommitWriter, Store, open_store
+from caliper_store.storage.writer import Committer, ThreadCommitter
+from caliper_store.storage.writer_process import WriterProcess
 from caliper_store.web import events, health, ingest, openapi, quarantine
 from caliper_store.web.auth import KeyAuthenticator
 from caliper_store.web.context import AppContext
@@ -74,6 +76,14 @@ PROBLEM_HANDLERS = {
 }
 
 
+def _committer(settings: Settings, store: Store) -> Committer:
+    """The group commit's home for this backend and setting (see ``writer_process``)."""
+    where = settings.writer_process
+    if where == "auto":
+        where = "process" if store.backend == "sqlite" else "thread"
+    return WriterProcess(settings) if where == "process" else ThreadCommitter(store)
+
+
 def create_app(settings: Settings) -> Starlette:
     """Build the application for these settings; nothing is opened until the lifespan starts."""
 
@@ -85,7 +95,7 @@ def create_app(settings: Settings) -> Starlette:
             await run_in_threadpool(store.require_current_schema, create_if_empty=True)
             await run_in_threadpool(store.prepare_for_traffic, datetime.now(UTC))
             writer = GroupCommitWriter(
-                store,
+                _committer(settings, store),
                 queue_events=settings.writer_queue_events,
                 batch_events=settings.writer_batch_events,
                 retry_after_s=settings.retry_after_s,
