@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text
 from tests.fixtures.server import run_cli
 
 from caliper_store.config import Settings
@@ -168,3 +168,36 @@ def test_event_times_survive_revision_0003_down_and_up(database_url: str) -> Non
         ).all()
     store.close()
     assert [tuple(row) for row in again] == [(moment, moment) for moment in moments]
+
+
+def _quarantine_raw(connection: Connection, raw: str) -> str | None:
+    """Store ``raw`` in the quarantine and say how PostgreSQL compressed it."""
+    item = connection.scalar(
+        text(
+            "INSERT INTO quarantine (receipt_id, api_key_id, item_index, reason, reasons, "
+            "received_at, raw) VALUES (1, 1, 0, 'x', '[]', now(), :raw) RETURNING id"
+        ),
+        {"raw": raw},
+    )
+    stored = connection.execute(
+        text("SELECT raw, pg_column_compression(raw) FROM quarantine WHERE id = :id"), {"id": item}
+    ).one()
+    assert stored[0] == raw
+    return str(stored[1])
+
+
+def test_raw_json_is_compressed_with_lz4_from_revision_0004(database_url: str) -> None:
+    """PostgreSQL compresses raw JSON with lz4 at head and pglz before; it reads back the same."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite does not compress values")
+    raw = '{"id": "urn:uuid:1", "extensions": "' + "0123456789abcdef" * 400 + '"}'
+    store = open_store(Settings(database_url=database_url))
+    store.migrate()
+    with store.engine.connect() as connection:
+        with connection.begin():
+            assert _quarantine_raw(connection, raw) == "lz4"
+        downgrade(connection, "0003")
+        with connection.begin():
+            assert _quarantine_raw(connection, raw) == "pglz"
+        upgrade(connection)
+    store.close()
