@@ -23,6 +23,7 @@ from caliper_store.storage.writer_process import WriterProcess
 from caliper_store.web import events, health, ingest, openapi, quarantine
 from caliper_store.web.auth import KeyAuthenticator
 from caliper_store.web.context import AppContext
+from caliper_store.web.fastpath import CaliperStarlette
 from caliper_store.web.problems import handle_http_error, handle_store_error, handle_unexpected
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             store.close()
 
-    return Starlette(
+    return CaliperStarlette(
         routes=ROUTES,
         exception_handlers=PROBLEM_HANDLERS,
         lifespan=lifespan,

@@ -15,6 +15,8 @@ from caliper_store.web.context import context_of, utc_now_text
 # Bodies above this are parsed on a worker thread so one huge batch cannot stall the event loop.
 THREAD_PARSE_BYTES = 256 * 1024
 JSON_MEDIA_TYPES = ("application/json", "application/ld+json")
+# The 1EdTech certification suite posts to a path ending in /message.
+INGEST_PATHS = frozenset({"/caliper", "/caliper/message"})
 
 
 def _require_json(request: Request) -> None:
