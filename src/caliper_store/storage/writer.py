@@ -1,9 +1,10 @@
-"""Group commit: one writer thread per process commits the items of every waiting request at once.
+"""Group commit: one writer per process commits the items of every waiting request at once.
 
 Requests wait on a future until the transaction holding their items has committed, so a 200
 always means durable, while one-event envelopes still reach batch throughput. The queue is
 bounded in events: when it is full, ``submit`` raises :class:`Overloaded` at once instead of
-letting memory grow.
+letting memory grow. A writer thread takes the batches; a :class:`Committer` commits them, on
+that thread (:class:`ThreadCommitter`) or in a child process (``writer_process.WriterProcess``).
 
 The rules for duplicates and conflicts live here, once for every backend: an event id stored
 with the same content hash is a duplicate (counted, not stored again); with different content

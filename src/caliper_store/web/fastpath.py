@@ -1,10 +1,11 @@
 """``POST /caliper`` straight to its handler, around Starlette's middleware and router.
 
 Canvas sends one event per request, so the event loop's cost per request sets how soon a
-burst of requests reaches the writer. Starlette's error and exception middleware, its route
-table and its request wrapper wrap every request; without them, Canvas envelopes over 64 connections went from 4,857 / 4,906 / 5,147
-to 5,013 / 5,394 / 5,269 events/s in alternating runs. Errors become the same problem
-responses as on the Starlette path, and every other request still takes that path.
+burst of requests reaches the writer. Starlette wraps every request in its error and exception
+middleware, its route table and its request wrapper; without them, Canvas envelopes over 64
+connections went from 4,857 / 4,906 / 5,147 to 5,013 / 5,394 / 5,269 events/s in alternating
+runs. Errors become the same problem responses as on the Starlette path, and every other
+request still takes that path.
 """
 
 from __future__ import annotations
