@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from caliper_store.storage import Store
+from caliper_store.config import Settings
+from caliper_store.storage import Store, open_store
 from caliper_store.storage.schema import EVENT_COLUMNS, events, utc_text
 
 NOW = datetime.now(UTC)
@@ -77,3 +79,26 @@ def test_a_row_refused_for_another_reason_fails_the_whole_batch(ready_store: Sto
     ):
         transaction.insert_events([event_row(1), event_row(2, actor_id=None)])
     assert stored_count(store) == 0
+
+
+def test_a_second_sqlite_writer_gives_up_after_the_lock_timeout_then_writes(
+    sqlite_url: str,
+) -> None:
+    """Two server processes' writers on one file: the one kept waiting fails (503), never hangs."""
+    holder = open_store(Settings(database_url=sqlite_url))
+    holder.require_current_schema(create_if_empty=True)
+    waiter = open_store(Settings(database_url=sqlite_url, write_lock_timeout_ms=200))
+    try:
+        with holder.write_transaction() as transaction:
+            transaction.insert_events([event_row(1)])
+            with (
+                pytest.raises(sqlite3.OperationalError, match="locked"),
+                waiter.write_transaction() as late,
+            ):
+                late.insert_events([event_row(2)])
+        with waiter.write_transaction() as transaction:
+            transaction.insert_events([event_row(2)])
+        assert stored_count(waiter) == 2
+    finally:
+        holder.close()
+        waiter.close()

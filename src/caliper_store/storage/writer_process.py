@@ -18,7 +18,6 @@ the next batch starts a new child.
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import pickle
 import signal
@@ -29,8 +28,6 @@ from caliper_store.config import Settings
 from caliper_store.storage.open import open_store
 from caliper_store.storage.records import WriteRequest
 from caliper_store.storage.writer import Outcome, commit_batch
-
-logger = logging.getLogger(__name__)
 
 # How long close() waits for the child to commit what it holds and exit.
 STOP_TIMEOUT_S = 30.0
