@@ -24,10 +24,10 @@ class CaliperStarlette(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``POST /caliper`` directly; hand everything else to Starlette."""
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await super().__call__(scope, receive, send)
-            return
-        if scope["path"] not in INGEST_PATHS:
+        is_ingest = (
+            scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INGEST_PATHS
+        )
+        if not is_ingest:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
