@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,17 +48,23 @@ def settings_of(ctx: click.Context, **flags: object) -> Settings:
     return settings_from_environment(flags, config_path)
 
 
-def store_of(ctx: click.Context, database: str | None) -> Store:
-    """The store of ``--database`` (or the settings), with its schema checked."""
-    return open_of(ctx, database)[1]
+@contextmanager
+def store_of(ctx: click.Context, database: str | None) -> Iterator[Store]:
+    """The store of ``--database`` (or the settings), schema checked, closed afterwards."""
+    with open_of(ctx, database) as (_, store):
+        yield store
 
 
-def open_of(ctx: click.Context, database: str | None) -> tuple[Settings, Store]:
-    """The settings and the store, for commands that need both."""
+@contextmanager
+def open_of(ctx: click.Context, database: str | None) -> Iterator[tuple[Settings, Store]]:
+    """The settings and the store, for commands that need both; the store is closed after."""
     settings = settings_of(ctx, database_url=database)
     store = open_store(settings)
-    store.require_current_schema(create_if_empty=True)
-    return settings, store
+    try:
+        store.require_current_schema(create_if_empty=True)
+        yield settings, store
+    finally:
+        store.close()
 
 
 database_option = click.option(

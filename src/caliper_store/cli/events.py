@@ -81,17 +81,14 @@ def events(
     **filters: Any,
 ) -> None:
     """Search stored events: the filters of GET /api/events, as a table or JSON."""
-    settings, store = open_of(ctx, database)
     params = _filter_params(filters)
     params.update(order=[order], raw=["true" if raw else "false"])
     if limit is not None:
         params["limit"] = [str(limit)]
     if cursor:
         params["cursor"] = [cursor]
-    try:
+    with open_of(ctx, database) as (settings, store):
         page = search_page(store, parse_event_query(params, QueryLimits.from_settings(settings)))
-    finally:
-        store.close()
     if as_json:
         echo_json({"events": [event_json(r) for r in page.events], "next_cursor": page.next_cursor})
         return
@@ -157,8 +154,7 @@ def export(
     """Export matching events, oldest first, as NDJSON, CSV or Parquet, streamed."""
     if partition_by and output is None:
         raise click.UsageError("--partition-by needs --output FOLDER")
-    settings, store = open_of(ctx, database)
-    try:
+    with open_of(ctx, database) as (settings, store):
         event_filter = build_filter(_filter_params(filters), max_values=settings.max_filter_values)
         options = ExportOptions.from_settings(
             settings,
@@ -181,8 +177,6 @@ def export(
                 with output.open("wb") as sink:
                     total = export_to_stream(store, event_filter, options, sink, on_progress)
                 click.echo(f"{total} events to {output}", err=True)
-    finally:
-        store.close()
 
 
 @contextlib.contextmanager

@@ -48,13 +48,10 @@ def keys_create(
     ctx: click.Context, label: str, scopes: tuple[str, ...], strict: bool, database: str | None
 ) -> None:
     """Generate a key; it is printed once, on stdout, and only its hash is kept."""
-    store = store_of(ctx, database)
-    try:
+    with store_of(ctx, database) as store:
         key, record = store.keys.create(
             label=label, now=now_text(), scopes=scopes, is_strict=strict
         )
-    finally:
-        store.close()
     click.echo(key)
     click.echo(
         f"created key {record.id} ({record.prefix}…) for {label!r}; store it now, "
@@ -70,11 +67,8 @@ def keys_create(
 @friendly_errors
 def keys_list(ctx: click.Context, as_json: bool, database: str | None) -> None:
     """List keys: id, prefix, status, scopes, created, last used, label."""
-    store = store_of(ctx, database)
-    try:
+    with store_of(ctx, database) as store:
         found = store.keys.list()
-    finally:
-        store.close()
     if as_json:
         click.echo(
             json.dumps(
@@ -106,12 +100,9 @@ def _status_command(name: str, status: str, help_text: str) -> None:
     @click.pass_context
     @friendly_errors
     def change(ctx: click.Context, key: str, database: str | None) -> None:
-        store = store_of(ctx, database)
-        try:
+        with store_of(ctx, database) as store:
             record = store.keys.resolve(key)
             updated = store.keys.set_status(record.id, status, now=now_text())  # type: ignore[arg-type]
-        finally:
-            store.close()
         click.echo(_key_line(updated))
 
 

@@ -115,11 +115,8 @@ def migrate(ctx: click.Context, database: str | None) -> None:
 @friendly_errors
 def stats(ctx: click.Context, as_json: bool, database: str | None) -> None:
     """What is stored: events by type and action, quarantine by reason, per key."""
-    store = store_of(ctx, database)
-    try:
+    with store_of(ctx, database) as store:
         figures = store.stats()
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return

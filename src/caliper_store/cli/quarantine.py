@@ -54,12 +54,9 @@ def quarantine_list(
     database: str | None,
 ) -> None:
     """List quarantined items with their reasons."""
-    store = store_of(ctx, database)
-    try:
+    with store_of(ctx, database) as store:
         selection = build_quarantine_filter({"status": [status], "reason": [reason or ""]})
         items = store.quarantine.page(selection, before_id=None, limit=limit)
-    finally:
-        store.close()
     if as_json:
         click.echo(
             json.dumps(
@@ -97,11 +94,8 @@ def quarantine_list(
 @friendly_errors
 def quarantine_show(ctx: click.Context, item_id: int, database: str | None) -> None:
     """Show one item as JSON: raw as sent, reasons, receipt and audit trail."""
-    store = store_of(ctx, database)
-    try:
+    with store_of(ctx, database) as store:
         shown = show_item(store, item_id)
-    finally:
-        store.close()
     echo_json(shown)
 
 
@@ -135,8 +129,7 @@ def quarantine_replay(
     database: str | None,
 ) -> None:
     """Run today's ingest rules on held items; those that pass now become events."""
-    settings, store = open_of(ctx, database)
-    try:
+    with open_of(ctx, database) as (settings, store):
         ids = _selected_ids(store, item_ids, reasons, key_ids)
         outcomes = replay_items(
             store,
@@ -145,8 +138,6 @@ def quarantine_replay(
             actor=actor,
             now=now_text(),
         )
-    finally:
-        store.close()
     if as_json:
         echo_json([outcome.as_json() for outcome in outcomes])
         return
@@ -174,10 +165,7 @@ def quarantine_discard(
     database: str | None,
 ) -> None:
     """Give up on held items for good; each keeps an audit row (who, when, why)."""
-    store = store_of(ctx, database)
-    try:
+    with store_of(ctx, database) as store:
         discarded = discard_items(store, list(item_ids), actor=actor, at=now_text(), note=note)
-    finally:
-        store.close()
     skipped = sorted(set(item_ids) - set(discarded))
     click.echo(f"discarded {len(discarded)} items" + (f"; not held: {skipped}" if skipped else ""))
