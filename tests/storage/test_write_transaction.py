@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests.fixtures.events import event_columns
 
 from caliper_store.config import Settings
 from caliper_store.storage import Store, open_store
-from caliper_store.storage.schema import EVENT_COLUMNS, events, utc_text
+from caliper_store.storage.schema import events, utc_text
 
 NOW = datetime.now(UTC)
 TIME = utc_text(NOW)
@@ -27,33 +28,15 @@ def ready_store(store: Store) -> Store:
 def event_row(number: int, *, content_hash: str = "a" * 64, **changes: Any) -> tuple[Any, ...]:
     values: dict[str, Any] = {
         "event_id": f"urn:uuid:00000000-0000-4000-8000-{number:012d}",
-        "has_derived_id": False,
         "content_hash": content_hash,
-        "caliper_version": "1.1",
-        "event_type": "ViewEvent",
-        "action": "Viewed",
         "actor_id": "https://example.edu/users/1",
-        "actor_type": "Person",
-        "actor_external_id": None,
         "object_id": "https://example.edu/objects/1",
-        "object_type": "Document",
-        "group_id": None,
-        "membership_role": None,
-        "session_id": None,
-        "ed_app_id": None,
-        "sensor": None,
-        "api_key_id": 1,
-        "receipt_id": 1,
-        "is_extension": False,
         "event_time": TIME,
         "received_at": TIME,
-        "raw": "{}",
         "actor_key": 1,
         "object_key": 2,
-        "group_key": None,
     }
-    values.update(changes)
-    return tuple(values[name] for name in EVENT_COLUMNS)
+    return event_columns(**(values | changes))
 
 
 def stored_count(store: Store) -> int:
