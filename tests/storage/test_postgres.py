@@ -10,7 +10,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
-from tests.conftest import start_server
+from tests.conftest import Client, start_server
 from tests.fixtures.payloads import canvas_event, envelope
 from tests.fixtures.postgres import PostgresCluster, create_database, postgres_bin
 
@@ -107,13 +107,10 @@ def test_postgres_stopped_mid_load_loses_nothing_acknowledged_and_recovers_alone
 
     def send() -> None:
         with httpx.Client(base_url=running.base_url, timeout=30) as http:
+            sensor = Client(running, http, key)
             while not stop_sending.is_set():
                 event = canvas_event()
-                response = http.post(
-                    "/caliper",
-                    content=orjson.dumps(envelope([event])),
-                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                )
+                response = sensor.post(envelope([event]))
                 with lock:
                     statuses.append(response.status_code)
                     if response.status_code == 200:

@@ -10,8 +10,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-import orjson
-from tests.conftest import start_server
+from tests.conftest import Client, start_server
 from tests.fixtures.payloads import canvas_event, envelope
 
 from caliper_store.config import Settings
@@ -36,20 +35,14 @@ def test_sigkill_mid_load_loses_no_acknowledged_event_and_stores_no_partial_enve
     def send(sender: int) -> None:
         size = EVENTS_PER_ENVELOPE[sender % 2]
         with httpx.Client(base_url=running.base_url, timeout=30) as http:
+            sensor = Client(running, http, key)
             while True:
                 events = [canvas_event(event_id=f"urn:uuid:{uuid.uuid4()}") for _ in range(size)]
                 ids = [str(event["id"]) for event in events]
                 with lock:
                     sent.append(ids)
                 try:
-                    response = http.post(
-                        "/caliper",
-                        content=orjson.dumps(envelope(events)),
-                        headers={
-                            "Authorization": f"Bearer {key}",
-                            "Content-Type": "application/json",
-                        },
-                    )
+                    response = sensor.post(envelope(events))
                 except httpx.TransportError:
                     return  # the server is gone
                 if response.status_code == 200:
@@ -77,12 +70,8 @@ def test_sigkill_mid_load_loses_no_acknowledged_event_and_stores_no_partial_enve
 
     # The server starts again on the recovered file and keeps taking events.
     restarted = start_server(tmp_path, database_url)
-    response = httpx.post(
-        restarted.base_url + "/caliper",
-        content=orjson.dumps(envelope([canvas_event()])),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    assert response.status_code == 200
+    with httpx.Client(base_url=restarted.base_url, timeout=30) as http:
+        assert Client(restarted, http, key).post(envelope([canvas_event()])).status_code == 200
     assert restarted.stop(), restarted.log()
 
 
@@ -111,13 +100,10 @@ def test_a_killed_writer_process_loses_no_acknowledged_event_and_the_server_reco
 
     def send() -> None:
         with httpx.Client(base_url=running.base_url, timeout=30) as http:
+            sensor = Client(running, http, key)
             while not stop.is_set():
                 event = canvas_event(event_id=f"urn:uuid:{uuid.uuid4()}")
-                response = http.post(
-                    "/caliper",
-                    content=orjson.dumps(envelope([event])),
-                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                )
+                response = sensor.post(envelope([event]))
                 with lock:
                     statuses.append(response.status_code)
                     if response.status_code == 200:
