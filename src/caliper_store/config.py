@@ -20,6 +20,9 @@ from caliper_store.errors import ConfigurationError
 
 ENV_PREFIX = "CALIPER_STORE_"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
+# orjson, which serializes every stored item, refuses more than 254 levels of nesting; an item
+# deeper than that could be kept only in quarantine, so no setting may admit it.
+MAX_PARSER_DEPTH = 254
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -53,6 +56,43 @@ class Settings:
     max_id_chars: int = _setting(
         2_048,
         "Longest identifier (event, actor, object, group ids) accepted; longer is quarantined.",
+    )
+    max_request_memory_bytes: int = _setting(
+        256 * 1024 * 1024,
+        "Most memory one request's parsed JSON may take, bounded before it is parsed from the "
+        "body's length and its count of JSON separators (each value costs at most about 80 "
+        "bytes once parsed); more gets 413.",
+    )
+    max_inflight_bytes: int = _setting(
+        512 * 1024 * 1024,
+        "Most bytes all ingest requests of one server process may hold at once: bodies as they "
+        "are read, then the bound on their parsed memory until they are answered. Beyond it "
+        "ingest answers 503 with Retry-After.",
+    )
+    max_header_bytes: int = _setting(
+        32 * 1024,
+        "Largest request line plus headers accepted; more gets 431 and the connection closes.",
+    )
+    max_header_count: int = _setting(
+        100, "Most header lines one request may carry; more gets 431 and the connection closes."
+    )
+    header_timeout_s: int = _setting(
+        10,
+        "Seconds a connection may take from its first byte (or the end of the previous "
+        "response) to the end of a request's headers; slower connections get 408 and close.",
+    )
+    request_read_timeout_s: int = _setting(
+        60,
+        "Seconds a request may take from the end of its headers to the end of its body; "
+        "slower uploads get 408 and the connection closes.",
+    )
+    keep_alive_timeout_s: int = _setting(
+        5, "Seconds an idle keep-alive connection stays open between two requests."
+    )
+    max_connections: int = _setting(
+        1_000,
+        "Most connections (and requests in progress) one server process serves at once; a "
+        "request beyond it gets 503.",
     )
     writer_queue_events: int = _setting(
         50_000,
@@ -158,6 +198,14 @@ def _validate(settings: Settings) -> None:
         "max_nesting_depth",
         "max_string_chars",
         "max_id_chars",
+        "max_request_memory_bytes",
+        "max_inflight_bytes",
+        "max_header_bytes",
+        "max_header_count",
+        "header_timeout_s",
+        "request_read_timeout_s",
+        "keep_alive_timeout_s",
+        "max_connections",
         "writer_queue_events",
         "writer_batch_events",
         "retry_after_s",
@@ -184,6 +232,18 @@ def _validate(settings: Settings) -> None:
             "setting 'max_items_per_envelope' cannot exceed 'writer_queue_events': "
             "a full envelope must fit in the writer queue",
             field="max_items_per_envelope",
+        )
+    if settings.max_nesting_depth > MAX_PARSER_DEPTH:
+        raise ConfigurationError(
+            f"setting 'max_nesting_depth' cannot exceed {MAX_PARSER_DEPTH}: deeper items could "
+            "not be serialized to be checked",
+            field="max_nesting_depth",
+        )
+    if settings.max_request_memory_bytes > settings.max_inflight_bytes:
+        raise ConfigurationError(
+            "setting 'max_request_memory_bytes' cannot exceed 'max_inflight_bytes': "
+            "a request at the limit must fit in the in-flight budget",
+            field="max_request_memory_bytes",
         )
     if settings.default_page_events > settings.max_page_events:
         raise ConfigurationError(
