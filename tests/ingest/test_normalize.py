@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from tests.fixtures.payloads import canvas_event, moodle_event
 
@@ -182,3 +183,50 @@ def test_entity_describe_is_an_entity_row() -> None:
     assert isinstance(row, EntityRow)
     assert (row.entity_type, row.entity_id) == ("CourseSection", entity["id"])
     assert not row.warnings
+
+
+def test_an_item_nested_about_a_thousand_levels_is_quarantined_as_too_deep() -> None:
+    # Such an item parses (orjson reads 1,024 levels) and once answered 500 while serialized.
+    nested: dict[str, Any] = {}
+    inner = nested
+    for _ in range(1_000):
+        inner["a"] = {}
+        inner = inner["a"]
+    event = canvas_event()
+    event["extensions"] = nested
+    row = normalize_item(event, 0, V1P1)
+    assert isinstance(row, QuarantineRow)
+    assert codes(row) == {"too_deep"}
+    # Kept whole, as sent (compared as text: == on such values recurses too deep as well).
+    assert row.raw.count('{"a":') == 1_000
+    assert row.raw.startswith(orjson.dumps(canvas_event_without_extensions(event))[:-1].decode())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"type": "T" * 2049}, "data[0].type"),
+        ({"action": "A" * 2049}, "data[0].action"),
+        ({"actor": {"id": "https://example.edu/u/1", "type": "P" * 2049}}, "data[0].actor.type"),
+        ({"membership": {"roles": ["R" * 2049]}}, "data[0].membership.roles"),
+    ],
+)
+def test_terms_copied_into_columns_are_bounded_like_ids(change: dict[str, Any], field: str) -> None:
+    event = {**canvas_event(), **change}
+    row = normalize_item(event, 0, V1P1)
+    assert isinstance(row, QuarantineRow)
+    assert [(reason.code, reason.field) for reason in row.reasons] == [("term_too_long", field)]
+
+
+def test_an_id_too_long_is_not_copied_into_the_quarantine_row() -> None:
+    row = normalize_item(canvas_event(event_id="urn:x:" + "9" * 5000), 0, V1P1)
+    assert isinstance(row, QuarantineRow)
+    assert codes(row) == {"id_too_long"}
+    assert row.event_id is None
+    entity = normalize_item({"id": "urn:x:" + "9" * 5000, "type": "Person"}, 0, V1P1)
+    assert isinstance(entity, QuarantineRow)
+    assert entity.event_id is None
+
+
+def canvas_event_without_extensions(event: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in event.items() if key != "extensions"}

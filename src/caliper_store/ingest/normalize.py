@@ -13,10 +13,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from caliper_store.ingest.codec import content_hash, dump_json
+from caliper_store.ingest.codec import dump_json
 from caliper_store.ingest.limits import ItemLimits, check_structure
 from caliper_store.ingest.times import parse_time
-from caliper_store.storage import EntityRow, EventRow, Item, QuarantineRow, Reason
+from caliper_store.storage import (
+    EntityRow,
+    EventRow,
+    Item,
+    QuarantineRow,
+    Reason,
+    content_hash,
+)
 from caliper_store.vocab import VOCABULARIES, Vocabulary, term_from_iri, version_of_context
 
 # Namespace of the deterministic ids given to events sent without one (Moodle, Caliper 1.0).
@@ -296,8 +303,29 @@ def _normalize_event(item: dict[str, Any], facts: _ItemFacts) -> Item:
                     f"the {name} id is longer than max_id_chars={max_id_chars}",
                 )
             )
+    external_id = _actor_external_id(item, item.get("actor"))
+    membership_role = _membership_role(item.get("membership"))
+    # Every other text copied into a column is bounded too: a type or action of a mebibyte
+    # would otherwise sit in the row and in the indexes beside the raw event.
+    for name, value in (
+        ("type", type_term),
+        ("action", action),
+        ("actor.type", actor_type),
+        ("object.type", object_type),
+        ("externalId", external_id),
+        ("membership.roles", membership_role),
+    ):
+        if value is not None and len(value) > max_id_chars:
+            reasons.append(
+                Reason(
+                    "term_too_long",
+                    f"{path}.{name}",
+                    f"the {name} is longer than max_id_chars={max_id_chars}",
+                )
+            )
     if reasons:
-        return QuarantineRow(index, raw, reasons, event_id=event_id, caliper_version=version)
+        kept_id = event_id if event_id is not None and len(event_id) <= max_id_chars else None
+        return QuarantineRow(index, raw, reasons, event_id=kept_id, caliper_version=version)
     assert actor_id is not None
     assert action is not None
     assert object_id is not None
@@ -341,11 +369,11 @@ def _normalize_event(item: dict[str, Any], facts: _ItemFacts) -> Item:
         action=action,
         actor_id=actor_id,
         actor_type=actor_type,
-        actor_external_id=_actor_external_id(item, item.get("actor")),
+        actor_external_id=external_id,
         object_id=object_id,
         object_type=object_type,
         group_id=group_id,
-        membership_role=_membership_role(item.get("membership")),
+        membership_role=membership_role,
         session_id=session_id,
         ed_app_id=ed_app_id,
         event_time=event_time,
@@ -379,8 +407,17 @@ def _normalize_entity(item: dict[str, Any], facts: _ItemFacts) -> Item:
         )
     if type_term is None:
         reasons.append(Reason("missing_type", f"{path}.type", "the entity has no type"))
+    elif len(type_term) > max_id_chars:
+        reasons.append(
+            Reason(
+                "term_too_long",
+                f"{path}.type",
+                f"the type is longer than max_id_chars={max_id_chars}",
+            )
+        )
     if reasons:
-        return QuarantineRow(index, raw, reasons, event_id=entity_id, caliper_version=version)
+        kept_id = entity_id if entity_id is not None and len(entity_id) <= max_id_chars else None
+        return QuarantineRow(index, raw, reasons, event_id=kept_id, caliper_version=version)
     assert entity_id is not None
     assert type_term is not None
     if not vocabulary.is_entity_type(type_term):

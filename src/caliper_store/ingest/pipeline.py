@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from caliper_store.config import Settings
-from caliper_store.errors import MalformedEnvelope
-from caliper_store.ingest.codec import parse_json
+from caliper_store.errors import MalformedEnvelope, PayloadTooLarge
+from caliper_store.ingest.codec import parse_json, parsed_memory_bound
 from caliper_store.ingest.envelope import Envelope, parse_envelope
 from caliper_store.ingest.limits import ItemLimits
 from caliper_store.ingest.normalize import ItemContext, normalize_item
@@ -31,6 +31,7 @@ class IngestLimits:
 
     max_body_bytes: int
     max_items_per_envelope: int
+    max_request_memory_bytes: int
     items: ItemLimits
 
     @classmethod
@@ -39,6 +40,7 @@ class IngestLimits:
         return cls(
             max_body_bytes=settings.max_body_bytes,
             max_items_per_envelope=settings.max_items_per_envelope,
+            max_request_memory_bytes=settings.max_request_memory_bytes,
             items=ItemLimits(
                 max_nesting_depth=settings.max_nesting_depth,
                 max_string_chars=settings.max_string_chars,
@@ -55,20 +57,57 @@ class Prepared:
     envelope: Envelope
 
 
+def memory_bound(body: bytes, limits: IngestLimits) -> int:
+    """The most memory the body's parsed JSON can take, checked before anything parses it.
+
+    Sixteen MiB of ``{}`` once took a server from 186 to 658 MiB before the item count refused
+    it; bounding the parse by the body's separators refuses it first.
+
+    Raises:
+        PayloadTooLarge: the bound is past ``max_request_memory_bytes``.
+    """
+    bound = parsed_memory_bound(body)
+    if bound > limits.max_request_memory_bytes:
+        raise PayloadTooLarge(
+            f"the body's JSON values could take {bound} bytes once parsed; the limit is "
+            f"max_request_memory_bytes={limits.max_request_memory_bytes}",
+            field="body",
+        )
+    return bound
+
+
 def prepare_request(
-    body: bytes, *, key: ApiKey, limits: IngestLimits, received_at: str
+    body: bytes,
+    *,
+    key: ApiKey,
+    limits: IngestLimits,
+    received_at: str,
+    is_bounded: bool = False,
 ) -> Prepared:
     """Parse, split and normalize a request body into rows for the writer.
+
+    Args:
+        body: the request body.
+        key: the key that sent it.
+        limits: the ingest limits.
+        received_at: when the body arrived, as the store's UTC text.
+        is_bounded: the caller already took :func:`memory_bound` of this body.
 
     Raises:
         MalformedEnvelope: not JSON, not an envelope where one is required, or (strict mode)
             an item that would be quarantined.
         UnsupportedVersion: the envelope's dataVersion is not 1.0, 1.1 or 1.2.
-        PayloadTooLarge: more items than the limit.
+        PayloadTooLarge: the parsed body could take more memory than the limit, more items
+            than the limit, or an envelope field longer than the limit.
     """
+    if not is_bounded:
+        memory_bound(body, limits)
     document = parse_json(body)
     envelope = parse_envelope(
-        document, is_strict=key.is_strict, max_items=limits.max_items_per_envelope
+        document,
+        is_strict=key.is_strict,
+        max_items=limits.max_items_per_envelope,
+        max_field_chars=limits.items.max_id_chars,
     )
     context = ItemContext(envelope.version, limits.items)
     items = [normalize_item(item, index, context) for index, item in enumerate(envelope.items)]
@@ -117,14 +156,22 @@ def receipt_body(receipt: Receipt, envelope: Envelope) -> dict[str, Any]:
 
 
 def validate_body(
-    body: bytes, *, key: ApiKey, limits: IngestLimits, store: Store, received_at: str
+    body: bytes,
+    *,
+    key: ApiKey,
+    limits: IngestLimits,
+    store: Store,
+    received_at: str,
+    is_bounded: bool = False,
 ) -> dict[str, Any]:
     """Run every ingest check on a body without storing anything; say what would happen.
 
     Envelope-level errors raise exactly as ingest would; item-level verdicts, including
     duplicates and conflicts against what is already stored, are returned.
     """
-    prepared = prepare_request(body, key=key, limits=limits, received_at=received_at)
+    prepared = prepare_request(
+        body, key=key, limits=limits, received_at=received_at, is_bounded=is_bounded
+    )
     items = prepared.request.items
     stored = store.lookup_event_hashes(
         [item.event_id for item in items if isinstance(item, EventRow)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from caliper_store.storage.base import Store
+from caliper_store.storage.dedup import content_hash
 from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.open import open_store
@@ -39,6 +40,7 @@ __all__ = [
     "WriteRequest",
     "commit_batch",
     "conflict_reason",
+    "content_hash",
     "event_verdict",
     "hash_key",
     "open_store",

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any, Literal, TypeVar
 
+from caliper_store.storage.dedup import is_same_content
+
 Verdict = Literal["stored", "duplicate", "quarantined"]
 
 _Record = TypeVar("_Record")
@@ -196,13 +198,14 @@ def conflict_reason(row: EventRow) -> Reason:
 def event_verdict(row: EventRow, stored_hash: str | None) -> ItemVerdict:
     """What becomes of an event, given the content hash already stored under its id (if any).
 
-    New id: stored. Same id, same content: a duplicate. Same id, other content: a conflict,
-    quarantined. The writer and the dry-run validation both decide with this one rule.
+    New id: stored. Same id, same content (the id perhaps spelt another way): a duplicate.
+    Same id, other content: a conflict, quarantined. The writer and the dry-run validation both
+    decide with this one rule.
     """
     warnings = tuple(row.warnings)
     if stored_hash is None:
         return ItemVerdict(row.index, "event", row.event_id, "stored", (), warnings)
-    if stored_hash == row.content_hash:
+    if is_same_content(row.raw, row.event_id, row.content_hash, stored_hash):
         return ItemVerdict(row.index, "event", row.event_id, "duplicate", (), warnings)
     return ItemVerdict(
         row.index, "event", row.event_id, "quarantined", (conflict_reason(row),), warnings

@@ -120,7 +120,7 @@ def _strict_conflicts(
     conflicts = []
     for row in rows:
         reference = stored.get(row.event_id, first_seen.get(row.event_id))
-        if reference is not None and reference != row.content_hash:
+        if reference is not None and event_verdict(row, reference).verdict == "quarantined":
             conflicts.append(conflict_reason(row).as_json())
     return conflicts
 
