@@ -31,6 +31,10 @@ class Unauthorized(CaliperStoreError):
     """No API key, an unknown key, or a key that is not active."""
 
 
+class MalformedRequest(CaliperStoreError):
+    """The request itself is ambiguous or malformed (two Authorization headers, say)."""
+
+
 class Forbidden(CaliperStoreError):
     """A valid key that lacks the scope the request needs."""
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from caliper_store.config import Settings, settings_from_environment
@@ -22,9 +23,15 @@ from caliper_store.storage.writer import Committer, ThreadCommitter
 from caliper_store.storage.writer_process import WriterProcess
 from caliper_store.web import events, health, ingest, openapi, quarantine
 from caliper_store.web.auth import KeyAuthenticator
+from caliper_store.web.budget import InflightBudget
 from caliper_store.web.context import AppContext
 from caliper_store.web.fastpath import CaliperStarlette
-from caliper_store.web.problems import handle_http_error, handle_store_error, handle_unexpected
+from caliper_store.web.problems import (
+    handle_disconnect,
+    handle_http_error,
+    handle_store_error,
+    handle_unexpected,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ def tune_for_ingest() -> None:
 
 PROBLEM_HANDLERS = {
     CaliperStoreError: handle_store_error,
+    ClientDisconnect: handle_disconnect,
     HTTPException: handle_http_error,
     Exception: handle_unexpected,
 }
@@ -109,6 +117,7 @@ def create_app(settings: Settings) -> Starlette:
                     writer=writer,
                     authenticator=KeyAuthenticator(store.keys),
                     limits=IngestLimits.from_settings(settings),
+                    budget=InflightBudget(settings.max_inflight_bytes, settings.retry_after_s),
                 )
                 tune_for_ingest()
                 logger.info("caliper-store ready on %s", store.backend)

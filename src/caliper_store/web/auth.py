@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from caliper_store.errors import Forbidden, Unauthorized
+from caliper_store.errors import Forbidden, MalformedRequest, Unauthorized
 from caliper_store.storage import ApiKey, KeyRegistry, hash_key
 
 CACHE_TTL_S = 5.0
@@ -22,8 +22,18 @@ MAX_CACHED_KEYS = 10_000
 
 
 def presented_key(request: Request) -> str:
-    """The key in ``Authorization``: ``Bearer <key>`` or, as Moodle sends it, the bare key."""
-    header = request.headers.get("authorization", "").strip()
+    """The key in ``Authorization``: ``Bearer <key>`` or, as Moodle sends it, the bare key.
+
+    Raises:
+        MalformedRequest: two Authorization headers; which one counts would be a guess.
+        Unauthorized: no key.
+    """
+    sent = request.headers.getlist("authorization")
+    if len(sent) > 1:
+        raise MalformedRequest(
+            f"the request has {len(sent)} Authorization headers; send one", field="Authorization"
+        )
+    header = sent[0].strip() if sent else ""
     scheme, _, rest = header.partition(" ")
     key = rest.strip() if scheme.lower() == "bearer" else header
     if not key:
@@ -100,5 +110,5 @@ class KeyAuthenticator:
         """Drop the request's key from the cache (the writer found it inactive)."""
         try:
             self._cache.pop(hash_key(presented_key(request)), None)
-        except Unauthorized:
+        except (Unauthorized, MalformedRequest):
             return

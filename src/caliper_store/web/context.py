@@ -11,6 +11,7 @@ from caliper_store.config import Settings
 from caliper_store.ingest import IngestLimits
 from caliper_store.storage import GroupCommitWriter, Store, utc_text
 from caliper_store.web.auth import KeyAuthenticator
+from caliper_store.web.budget import InflightBudget
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class AppContext:
     writer: GroupCommitWriter
     authenticator: KeyAuthenticator
     limits: IngestLimits
+    budget: InflightBudget
 
 
 def context_of(request: Request) -> AppContext:

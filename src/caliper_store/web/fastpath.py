@@ -11,12 +11,17 @@ request still takes that path.
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
 from caliper_store.errors import CaliperStoreError
 from caliper_store.web.ingest import INGEST_PATHS, post_events
-from caliper_store.web.problems import handle_unexpected, response_for
+from caliper_store.web.problems import (
+    handle_disconnect,
+    handle_unexpected,
+    is_logged,
+    response_for,
+)
 
 
 class CaliperStarlette(Starlette):
@@ -28,7 +33,13 @@ class CaliperStarlette(Starlette):
             scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INGEST_PATHS
         )
         if not is_ingest:
-            await super().__call__(scope, receive, send)
+            try:
+                await super().__call__(scope, receive, send)
+            except Exception as error:
+                # Starlette answered this 500 through handle_unexpected, which logged it, and
+                # re-raised it for the server to log again: once is enough.
+                if scope["type"] != "http" or not is_logged(error):
+                    raise
             return
         scope["app"] = self
         request = Request(scope, receive, send)
@@ -36,6 +47,8 @@ class CaliperStarlette(Starlette):
             response = await post_events(request)
         except CaliperStoreError as error:
             response = response_for(error)
+        except ClientDisconnect as error:
+            response = await handle_disconnect(request, error)
         except Exception as error:  # the same catch-all as the Starlette path
             response = await handle_unexpected(request, error)
         await response(scope, receive, send)

@@ -7,10 +7,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from caliper_store.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
-from caliper_store.ingest import prepare_request, receipt_body, validate_body
+from caliper_store.ingest import memory_bound, prepare_request, receipt_body, validate_body
 from caliper_store.vocab import CORE_CONTEXTS, SUPPORTED_VERSIONS
 from caliper_store.web.auth import require_scope
-from caliper_store.web.context import context_of, utc_now_text
+from caliper_store.web.budget import Reservation
+from caliper_store.web.context import AppContext, context_of, utc_now_text
 
 # Bodies above this are parsed on a worker thread so one huge batch cannot stall the event loop.
 THREAD_PARSE_BYTES = 256 * 1024
@@ -28,8 +29,13 @@ def _require_json(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, max_body_bytes: int) -> bytes:
-    """The whole body, refusing more than ``max_body_bytes`` before reading it all."""
+async def read_body(
+    request: Request, max_body_bytes: int, reservation: Reservation | None = None
+) -> bytes:
+    """The whole body, refusing more than ``max_body_bytes`` before reading it all.
+
+    With a reservation, the bytes are reserved from the in-flight budget as they arrive.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
         raise PayloadTooLarge(
@@ -43,8 +49,21 @@ async def read_body(request: Request, max_body_bytes: int) -> bytes:
             raise PayloadTooLarge(
                 f"the body exceeds the limit of {max_body_bytes} bytes", field="body"
             )
+        if reservation is not None:
+            reservation.grow_to(size)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _bounded_body(request: Request, context: AppContext, reservation: Reservation) -> bytes:
+    """The body, with the bound on its parsed memory reserved before anyone parses it."""
+    body = await read_body(request, context.limits.max_body_bytes, reservation)
+    if len(body) > THREAD_PARSE_BYTES:
+        bound = await run_in_threadpool(memory_bound, body, context.limits)
+    else:
+        bound = memory_bound(body, context.limits)
+    reservation.grow_to(bound)
+    return body
 
 
 def wants_receipt(request: Request) -> bool:
@@ -60,19 +79,29 @@ async def post_events(request: Request) -> Response:
     key = await context.authenticator.authenticate(request, is_cached=True)
     require_scope(key, "ingest")
     _require_json(request)
-    body = await read_body(request, context.limits.max_body_bytes)
-    received_at = utc_now_text()
-    if len(body) > THREAD_PARSE_BYTES:
-        prepared = await run_in_threadpool(
-            prepare_request, body, key=key, limits=context.limits, received_at=received_at
-        )
-    else:
-        prepared = prepare_request(body, key=key, limits=context.limits, received_at=received_at)
-    try:
-        receipt = await context.writer.submit(prepared.request)
-    except Unauthorized:
-        context.authenticator.forget(request)
-        raise
+    with context.budget.reservation() as reservation:
+        body = await _bounded_body(request, context, reservation)
+        received_at = utc_now_text()
+        limits = context.limits
+        if len(body) > THREAD_PARSE_BYTES:
+            prepared = await run_in_threadpool(
+                prepare_request,
+                body,
+                key=key,
+                limits=limits,
+                received_at=received_at,
+                is_bounded=True,
+            )
+        else:
+            prepared = prepare_request(
+                body, key=key, limits=limits, received_at=received_at, is_bounded=True
+            )
+        del body
+        try:
+            receipt = await context.writer.submit(prepared.request)
+        except Unauthorized:
+            context.authenticator.forget(request)
+            raise
     if wants_receipt(request):
         return JSONResponse(receipt_body(receipt, prepared.envelope))
     # Moodle treats any status but 200 as failure; the spec says the body SHOULD be empty.
@@ -85,15 +114,17 @@ async def validate_events(request: Request) -> Response:
     key = await context.authenticator.authenticate(request, is_cached=False)
     require_scope(key, "ingest")
     _require_json(request)
-    body = await read_body(request, context.limits.max_body_bytes)
-    verdict = await run_in_threadpool(
-        validate_body,
-        body,
-        key=key,
-        limits=context.limits,
-        store=context.store,
-        received_at=utc_now_text(),
-    )
+    with context.budget.reservation() as reservation:
+        body = await _bounded_body(request, context, reservation)
+        verdict = await run_in_threadpool(
+            validate_body,
+            body,
+            key=key,
+            limits=context.limits,
+            store=context.store,
+            received_at=utc_now_text(),
+            is_bounded=True,
+        )
     return JSONResponse(verdict)
 
 

@@ -17,6 +17,7 @@ from caliper_store.errors import (
     Forbidden,
     InvalidQuery,
     MalformedEnvelope,
+    MalformedRequest,
     NotFound,
     Overloaded,
     PayloadTooLarge,
@@ -31,11 +32,15 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "urn:caliper-store:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Set on an error once handle_unexpected has logged it: Starlette's error middleware answers the
+# 500 through it and then re-raises, and uvicorn would log the same error a second time.
+LOGGED_MARK = "_caliper_store_logged"
 
 # error class -> (status, slug, title). Looked up along the class's MRO.
 PROBLEMS: dict[type[CaliperStoreError], tuple[int, str, str]] = {
     MalformedEnvelope: (400, "malformed-envelope", "The body is not a Caliper envelope"),
     InvalidQuery: (400, "invalid-query", "A parameter or option is not valid"),
+    MalformedRequest: (400, "malformed-request", "The request is malformed"),
     Unauthorized: (401, "unauthorized", "A valid, active API key is required"),
     Forbidden: (403, "forbidden", "The API key lacks the scope this needs"),
     NotFound: (404, "not-found", "Not found"),
@@ -113,6 +118,7 @@ async def handle_unexpected(request: Request, error: Exception) -> Response:
     logger.exception(
         "unhandled error on %s %s [request %s]", request.method, request.url.path, request_id
     )
+    setattr(error, LOGGED_MARK, True)
     return problem_response(
         500,
         "internal-error",
@@ -120,3 +126,16 @@ async def handle_unexpected(request: Request, error: Exception) -> Response:
         f"an unexpected error occurred; nothing was acknowledged (request {request_id})",
         extra={"requestId": request_id},
     )
+
+
+def is_logged(error: BaseException) -> bool:
+    """Whether :func:`handle_unexpected` already logged (and answered) this error."""
+    return getattr(error, LOGGED_MARK, False) is True
+
+
+async def handle_disconnect(request: Request, error: Exception) -> Response:
+    """A client that went away mid-body: nothing to answer and nothing wrong with the server."""
+    logger.info(
+        "client went away before its request was read: %s %s", request.method, request.url.path
+    )
+    return Response(status_code=400)  # nobody reads it; the server needs a response all the same
