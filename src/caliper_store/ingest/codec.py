@@ -58,6 +58,7 @@ VALUE_SEPARATORS = b"{[,:"
 NOT_SEPARATORS = bytes(byte for byte in range(256) if byte not in VALUE_SEPARATORS)
 # Bodies this short are bounded by their length alone, sparing the count (Canvas, Moodle).
 UNCOUNTED_BODY_BYTES = 16 * 1024
+COUNT_SLICE_BYTES = 1024 * 1024
 
 
 def parsed_memory_bound(body: bytes) -> int:
@@ -70,7 +71,11 @@ def parsed_memory_bound(body: bytes) -> int:
     size = len(body)
     if size <= UNCOUNTED_BODY_BYTES:
         return size * (PARSED_BYTES_PER_VALUE + 1)
-    separators = len(body.translate(None, NOT_SEPARATORS))
+    # A slice at a time: translate holds the GIL, 24 ms for 16 MiB, and the event loop waits.
+    separators = sum(
+        len(body[start : start + COUNT_SLICE_BYTES].translate(None, NOT_SEPARATORS))
+        for start in range(0, size, COUNT_SLICE_BYTES)
+    )
     return size + (separators + 1) * PARSED_BYTES_PER_VALUE
 
 
