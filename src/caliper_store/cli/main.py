@@ -60,6 +60,7 @@ def serve(ctx: click.Context, /, **flags: object) -> None:
     import uvicorn
 
     from caliper_store.web import create_app
+    from caliper_store.web.server import bounded_http_protocol
 
     settings = settings_of(ctx, **flags)
     logging.getLogger().setLevel(settings.log_level.upper())
@@ -72,8 +73,14 @@ def serve(ctx: click.Context, /, **flags: object) -> None:
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "http": "httptools",
+        # httptools, with caps on header size and count and deadlines on reading a request.
+        "http": bounded_http_protocol(settings),
         "loop": "uvloop",
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
+        # uvicorn answers 503 to a request that arrives beyond it.
+        "limit_concurrency": settings.max_connections,
+        # Used only by the h11 protocol; set so a change of protocol keeps the header cap.
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
         # Access logs would hold client addresses: personal data stays out of logs.
         "access_log": False,
         "log_level": settings.log_level.lower(),
