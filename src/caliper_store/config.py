@@ -71,28 +71,32 @@ class Settings:
     )
     max_header_bytes: int = _setting(
         32 * 1024,
-        "Largest request line plus headers accepted; more gets 431 and the connection closes.",
+        "Largest request line plus headers accepted (the URL and each header line); more gets 431 "
+        "and the connection closes, and the server stops reading at the limit.",
     )
     max_header_count: int = _setting(
         100, "Most header lines one request may carry; more gets 431 and the connection closes."
     )
     header_timeout_s: int = _setting(
         10,
-        "Seconds a connection may take from its first byte (or the end of the previous "
-        "response) to the end of a request's headers; slower connections get 408 and close.",
+        "Seconds from a connection's opening (or, on a kept-alive connection, the end of the "
+        "previous response) to the end of a request's headers; a connection that sends nothing "
+        "or sends headers slowly gets 408 and is closed.",
     )
     request_read_timeout_s: int = _setting(
         60,
-        "Seconds a request may take from the end of its headers to the end of its body; "
-        "slower uploads get 408 and the connection closes.",
+        "Seconds from the end of a request's headers to the end of its body; a slower upload "
+        "gets 408 (unless an answer has already started) and the connection is closed.",
     )
     keep_alive_timeout_s: int = _setting(
-        5, "Seconds an idle keep-alive connection stays open between two requests."
+        5,
+        "Seconds an idle keep-alive connection stays open between two requests (never more "
+        "than header_timeout_s).",
     )
     max_connections: int = _setting(
         1_000,
         "Most connections (and requests in progress) one server process serves at once; a "
-        "request beyond it gets 503.",
+        "request that arrives beyond it gets 503 and its connection is closed.",
     )
     writer_queue_events: int = _setting(
         50_000,
