@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+
+import orjson
 import pytest
 
 from caliper_store.config import Settings
@@ -14,6 +17,14 @@ from caliper_store.query.cursor import (
     encode_id_cursor,
 )
 from caliper_store.query.filters import filter_field_names
+from caliper_store.query.quarantine import (
+    _fingerprint as quarantine_fingerprint,
+)
+from caliper_store.query.quarantine import (
+    build_quarantine_filter,
+    check_item_id,
+    parse_quarantine_query,
+)
 from caliper_store.storage.search import FILTER_COLUMNS, Position
 
 LIMITS = QueryLimits.from_settings(Settings())
@@ -96,3 +107,109 @@ def test_quarantine_cursors_and_event_cursors_are_not_interchangeable() -> None:
         decode_id_cursor(event_cursor, "f")
     with pytest.raises(InvalidQuery):
         decode_cursor(id_cursor, "asc", "f")
+
+
+def tampered(payload: object) -> str:
+    """A cursor-shaped string holding any JSON: what a client may send instead of our cursor."""
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode("ascii").rstrip("=")
+
+
+EMPTY_PRINT = parse_event_query({}, LIMITS).filter.fingerprint()
+QUARANTINE_PRINT = quarantine_fingerprint(build_quarantine_filter({}))
+TIME = "2024-01-01T00:00:00.000000Z"
+# Each is refused before any part of it reaches the database (a wrong time once failed in the
+# driver's bind, a seq past 64 bits in SQLite's).
+MALFORMED_EVENT_CURSORS = [
+    tampered([True, TIME, 1, "desc", EMPTY_PRINT]),
+    tampered([1.0, TIME, 1, "desc", EMPTY_PRINT]),
+    tampered([1, "yesterday", 1, "desc", EMPTY_PRINT]),
+    tampered([1, "", 1, "desc", EMPTY_PRINT]),
+    tampered([1, "2024-02-30T00:00:00.000000Z", 1, "desc", EMPTY_PRINT]),
+    tampered([1, "2024-01-01T00:00:00Z", 1, "desc", EMPTY_PRINT]),
+    tampered([1, "2024-01-01T00:00:00.000000+01:00", 1, "desc", EMPTY_PRINT]),
+    tampered([1, TIME, -1, "desc", EMPTY_PRINT]),
+    tampered([1, TIME, 2**63, "desc", EMPTY_PRINT]),
+    tampered([1, TIME, 2**64 - 1, "desc", EMPTY_PRINT]),
+]
+
+
+@pytest.mark.parametrize("cursor", MALFORMED_EVENT_CURSORS)
+def test_a_malformed_event_cursor_is_refused_naming_cursor(cursor: str) -> None:
+    with pytest.raises(InvalidQuery) as refused:
+        parse_event_query({"cursor": [cursor]}, LIMITS)
+    assert refused.value.field == "cursor"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        tampered([1, "q", 2**63, QUARANTINE_PRINT]),
+        tampered([1, "q", 2**64 - 1, QUARANTINE_PRINT]),
+        tampered([1, "q", -1, QUARANTINE_PRINT]),
+    ],
+)
+def test_a_malformed_quarantine_cursor_is_refused_naming_cursor(cursor: str) -> None:
+    with pytest.raises(InvalidQuery) as refused:
+        parse_quarantine_query({"cursor": [cursor]}, LIMITS)
+    assert refused.value.field == "cursor"
+
+
+def test_a_cursor_names_ids_up_to_64_bits_and_no_further() -> None:
+    last = Position("9999-12-31T23:59:59.999999Z", 2**63 - 1)
+    assert decode_cursor(encode_cursor(last, "asc", EMPTY_PRINT), "asc", EMPTY_PRINT) == last
+    assert decode_id_cursor(encode_id_cursor(2**63 - 1, "f"), "f") == 2**63 - 1
+    beyond = Position(last.time, 2**63)
+    with pytest.raises(InvalidQuery):
+        decode_cursor(encode_cursor(beyond, "asc", EMPTY_PRINT), "asc", EMPTY_PRINT)
+    with pytest.raises(InvalidQuery):
+        decode_id_cursor(encode_id_cursor(2**63, "f"), "f")
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"keyId": [str(2**64)]}, "keyId"),
+        ({"keyId": [str(2**63)]}, "keyId"),
+        # API key ids are 32-bit INTEGER on PostgreSQL: a larger one errs there, not matches.
+        ({"keyId": [str(2**31)]}, "keyId"),
+        ({"keyId": ["-1"]}, "keyId"),
+        ({"keyId": ["1_0"]}, "keyId"),
+        ({"keyId": ["\u0663"]}, "keyId"),
+        ({"limit": ["1_0"]}, "limit"),
+    ],
+)
+def test_integers_beyond_their_column_are_refused_naming_the_parameter(
+    params: dict[str, list[str]], field: str
+) -> None:
+    for parse in (parse_event_query, parse_quarantine_query):
+        with pytest.raises(InvalidQuery) as refused:
+            parse(params, LIMITS)
+        assert refused.value.field == field
+
+
+def test_key_ids_are_read_up_to_the_32_bit_column_and_refused_beyond_it() -> None:
+    chosen = parse_event_query({"keyId": [str(2**31 - 1), "0", " 7 "]}, LIMITS)
+    assert chosen.filter.key_id == (2**31 - 1, 0, 7)
+    listed = parse_quarantine_query({"keyId": ["+3", str(2**31 - 1)]}, LIMITS)
+    assert listed.selection.api_key_ids == (3, 2**31 - 1)
+    for parse in (parse_event_query, parse_quarantine_query):
+        with pytest.raises(InvalidQuery, match="between 0 and 2147483647"):
+            parse({"keyId": [str(2**31)]}, LIMITS)
+
+
+def test_a_nul_character_in_a_text_filter_is_refused_naming_it() -> None:
+    for params, field in (({"actorId": ["a\x00b"]}, "actorId"), ({"eventId": ["\x00"]}, "eventId")):
+        with pytest.raises(InvalidQuery) as refused:
+            parse_event_query(params, LIMITS)
+        assert refused.value.field == field
+    with pytest.raises(InvalidQuery) as refused:
+        parse_quarantine_query({"reason": ["id\x00"]}, LIMITS)
+    assert refused.value.field == "reason"
+
+
+def test_an_item_id_beyond_64_bits_is_refused_naming_item_id() -> None:
+    assert check_item_id(2**63 - 1) == 2**63 - 1
+    for item_id in (2**63, 2**64, -1):
+        with pytest.raises(InvalidQuery) as refused:
+            check_item_id(item_id)
+        assert refused.value.field == "item_id"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -12,7 +13,7 @@ import pytest
 from tests.conftest import Client
 from tests.fixtures.events import generated_envelopes
 from tests.fixtures.payloads import canvas_event, envelope
-from tests.fixtures.server import run_cli
+from tests.fixtures.server import ServerProcess, run_cli
 
 from caliper_store.storage import Store
 from caliper_store.web.app import ROUTES
@@ -197,3 +198,90 @@ def test_cli_events_gives_the_pages_the_api_gives(
     refused = run_cli("events", "--since", "soon", "--database", database_url)
     assert refused.returncode != 0
     assert "since must be an ISO 8601 time" in refused.stderr
+
+
+def reissued(cursor: str, index: int, value: object) -> str:
+    """A cursor the store issued, with one part of its JSON replaced, re-encoded the same way."""
+    payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    payload[index] = value
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode("ascii").rstrip("=")
+
+
+def assert_no_traceback(server: ServerProcess) -> None:
+    log = server.log()
+    assert "Traceback" not in log, log
+    assert "Exception in ASGI application" not in log, log
+
+
+@pytest.mark.parametrize(
+    "key_id",
+    [str(2**64), str(2**63), str(2**31), "-1"],
+)
+def test_key_id_beyond_its_column_answers_400_naming_it(
+    client: Client, store: Store, key_id: str
+) -> None:
+    reader, _ = store.keys.create(label="analyst", now=NOW, scopes=("read",))
+    assert client.post(envelope([canvas_event()])).status_code == 200
+    for path in ("/api/events", "/api/export", "/api/quarantine"):
+        for params in ({"keyId": key_id}, {"keyId": ["1", key_id]}):
+            answer = client.http.get(path, params=params, headers=bearer(reader))
+            assert_problem(answer, 400, "keyId")
+    assert_no_traceback(client.server)
+
+
+def test_malformed_cursors_answer_400_naming_cursor_and_never_500(
+    client: Client, store: Store
+) -> None:
+    reader, _ = store.keys.create(label="analyst", now=NOW, scopes=("read",))
+    assert client.post(envelope([canvas_event() for _ in range(3)])).status_code == 200
+    issued = client.http.get("/api/events", params={"limit": "1"}, headers=bearer(reader)).json()
+    cursor = issued["next_cursor"]
+    assert cursor is not None
+    malformed = [
+        "!!!!",
+        "a",
+        "A" * 5_000,
+        base64.urlsafe_b64encode(b"[1, not json").decode(),
+        base64.urlsafe_b64encode(b'{"seq": 1}').decode(),
+        reissued(cursor, 0, True),
+        reissued(cursor, 1, "yesterday"),
+        reissued(cursor, 1, "2024-02-30T00:00:00.000000Z"),
+        reissued(cursor, 1, 1_700_000_000),
+        reissued(cursor, 2, 2**63),
+        reissued(cursor, 2, 2**64 - 1),
+        reissued(cursor, 2, -1),
+        reissued(cursor, 2, "1"),
+        reissued(cursor, 2, 1.5),
+        reissued(cursor, 3, None),
+        reissued(cursor, 4, 7),
+        cursor[:-4],
+        cursor + "AAAA",
+    ]
+    for bad in malformed:
+        answer = client.http.get(
+            "/api/events", params={"limit": "1", "cursor": bad}, headers=bearer(reader)
+        )
+        assert_problem(answer, 400, "cursor")
+    assert_no_traceback(client.server)
+
+
+def test_a_nul_character_in_a_filter_answers_400_naming_it(client: Client, store: Store) -> None:
+    reader, _ = store.keys.create(label="analyst", now=NOW, scopes=("read",))
+    for path, field in (
+        ("/api/events?actorId=a%00b", "actorId"),
+        ("/api/export?eventId=%00", "eventId"),
+        ("/api/quarantine?reason=id%00", "reason"),
+        ("/api/events/urn:uuid:a%00b", "event_id"),
+    ):
+        assert_problem(client.http.get(path, headers=bearer(reader)), 400, field)
+    assert_no_traceback(client.server)
+
+
+def test_openapi_declares_the_400_of_every_route_that_takes_parameters(client: Client) -> None:
+    document = client.http.get("/api/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("parameters"):
+                assert "400" in operation["responses"], (method, path)
+    item_id = document["paths"]["/api/quarantine/{item_id}"]["get"]["parameters"][0]
+    assert item_id["schema"]["maximum"] == 2**63 - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from pathlib import Path
 
@@ -260,3 +261,51 @@ def test_cli_replays_every_held_item_of_a_reason_after_the_fix(
     again = run_cli("quarantine", "replay", "--reason", "id_too_long", "--database", database_url)
     assert "0 of 0 items left quarantine" in again.stderr
     assert run_cli("quarantine", "replay", "--database", database_url).returncode != 0
+
+
+def assert_problem(response: httpx.Response, status: int, field: str | None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json().get("field") == field
+
+
+def test_item_id_beyond_64_bits_answers_400_naming_it_and_an_unknown_id_404(
+    client: Client, store: Store
+) -> None:
+    admin, _ = store.keys.create(label="ops", now=NOW, scopes=("admin",))
+    for item_id, status, field in (
+        (2**64, 400, "item_id"),
+        (10**40, 400, "item_id"),
+        (2**63, 400, "item_id"),
+        (2**63 - 1, 404, None),
+    ):
+        shown = client.http.get(f"/api/quarantine/{item_id}", headers=bearer(admin))
+        assert_problem(shown, status, field)
+        for action in ("replay", "discard"):
+            done = client.http.post(f"/api/quarantine/{item_id}/{action}", headers=bearer(admin))
+            assert_problem(done, status, field)
+    log = client.server.log()
+    assert "Traceback" not in log, log
+
+
+def test_a_quarantine_cursor_naming_an_id_beyond_64_bits_answers_400(
+    client: Client, store: Store
+) -> None:
+    reader, _ = store.keys.create(label="analyst", now=NOW, scopes=("read",))
+    for _ in range(3):
+        broken = canvas_event()
+        del broken["object"]
+        client.post(envelope([broken]))
+    cursor = client.http.get(
+        "/api/quarantine", params={"limit": "1"}, headers=bearer(reader)
+    ).json()["next_cursor"]
+    payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    for last_id in (2**63, 2**64 - 1, -1):
+        payload[2] = last_id
+        tampered = base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+        answer = client.http.get(
+            "/api/quarantine", params={"cursor": tampered}, headers=bearer(reader)
+        )
+        assert_problem(answer, 400, "cursor")
+    log = client.server.log()
+    assert "Traceback" not in log, log

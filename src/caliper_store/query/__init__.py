@@ -24,6 +24,7 @@ from caliper_store.query.formats import EXPORT_FORMATS, MEDIA_TYPES, SUFFIXES, E
 from caliper_store.query.quarantine import (
     QUARANTINE_PARAMS,
     build_quarantine_filter,
+    check_item_id,
     discard_items,
     parse_quarantine_query,
     quarantine_page,
@@ -47,6 +48,7 @@ __all__ = [
     "QueryLimits",
     "build_filter",
     "build_quarantine_filter",
+    "check_item_id",
     "discard_items",
     "event_json",
     "export_partitioned",

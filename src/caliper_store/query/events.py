@@ -16,8 +16,14 @@ import orjson
 from caliper_store.config import Settings
 from caliper_store.errors import InvalidQuery
 from caliper_store.ingest import normalize_id
-from caliper_store.query.cursor import CURSOR_PARAM, Order, decode_cursor, encode_cursor
-from caliper_store.query.filters import FIELDS_BY_PARAM, EventFilter, build_filter
+from caliper_store.query.cursor import CURSOR_PARAM, ORDERS, Order, decode_cursor, encode_cursor
+from caliper_store.query.filters import (
+    FIELDS_BY_PARAM,
+    EventFilter,
+    build_filter,
+    parse_int,
+    refuse_nul,
+)
 from caliper_store.storage import Store
 from caliper_store.storage.search import (
     RECORD_COLUMNS,
@@ -28,7 +34,6 @@ from caliper_store.storage.search import (
 )
 
 PAGE_PARAMS = ("limit", CURSOR_PARAM, "order", "raw")
-ORDERS: tuple[Order, ...] = ("desc", "asc", "received")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -94,15 +99,7 @@ def parse_limit(values: Sequence[str], limits: QueryLimits) -> int:
     """
     if not values:
         return limits.default_page_events
-    try:
-        limit = int(values[-1])
-    except ValueError as error:
-        raise InvalidQuery("limit must be an integer", field="limit") from error
-    if not 1 <= limit <= limits.max_page_events:
-        raise InvalidQuery(
-            f"limit must be between 1 and {limits.max_page_events}, got {limit}", field="limit"
-        )
-    return limit
+    return parse_int(values[-1], "limit", minimum=1, maximum=limits.max_page_events)
 
 
 def parse_order(values: Sequence[str], default: Order = "desc") -> Order:
@@ -214,8 +211,12 @@ def receipt_json(receipt: ReceiptRecord) -> dict[str, Any]:
 
 
 def find_event(store: Store, event_id: str) -> dict[str, Any] | None:
-    """One event by id (as sent or as stored), raw included, with its receipt; None if absent."""
-    found = store.events.get(normalize_id(event_id))
+    """One event by id (as sent or as stored), raw included, with its receipt; None if absent.
+
+    Raises:
+        InvalidQuery: the id holds a NUL character, which no stored id can.
+    """
+    found = store.events.get(normalize_id(refuse_nul(event_id, "event_id")))
     if found is None:
         return None
     record, receipt = found

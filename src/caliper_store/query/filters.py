@@ -9,6 +9,7 @@ Within one field the values are alternatives (OR); different fields must all mat
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -24,6 +25,18 @@ from caliper_store.vocab import SUPPORTED_VERSIONS, term_from_iri, version_of_co
 
 FieldKind = Literal["text", "term", "int", "version", "event_id", "since", "until"]
 
+# The largest value each id column holds: a value beyond it makes the driver raise (SQLite:
+# OverflowError past 64 bits; PostgreSQL: "integer out of range") instead of matching nothing.
+# API key ids are INTEGER (32-bit on PostgreSQL); sequence numbers and receipt and quarantine ids
+# are BIGINT. Ids are never negative.
+KEY_ID_MAX = 2**31 - 1
+ID_MAX = 2**63 - 1
+# ASCII digits only: int() would also take " 7", "7_0" and other scripts' digits.
+INTEGER_PATTERN = re.compile(r"[+-]?[0-9]+", re.ASCII)
+# More significant digits than any 64-bit integer has: out of range without calling int()
+# (whose cost grows with the length, up to Python's 4,300-digit limit).
+MAX_INTEGER_DIGITS = 20
+
 
 @dataclass(frozen=True, slots=True)
 class FilterField:
@@ -34,6 +47,7 @@ class FilterField:
     column: str
     kind: FieldKind
     help: str
+    maximum: int = ID_MAX
 
     @property
     def flag(self) -> str:
@@ -67,7 +81,14 @@ FILTER_FIELDS: tuple[FilterField, ...] = (
     FilterField("session_id", "sessionId", "session_id", "text", "Session id."),
     FilterField("ed_app_id", "edAppId", "ed_app_id", "text", "edApp id: the application."),
     FilterField("sensor", "sensor", "sensor", "text", "Sensor id from the envelope."),
-    FilterField("key_id", "keyId", "api_key_id", "int", "Id of the API key that sent the event."),
+    FilterField(
+        "key_id",
+        "keyId",
+        "api_key_id",
+        "int",
+        "Id of the API key that sent the event.",
+        maximum=KEY_ID_MAX,
+    ),
     FilterField(
         "version", "version", "caliper_version", "version", "Caliper version: 1.0, 1.1 or 1.2."
     ),
@@ -145,6 +166,47 @@ class EventFilter:
         return hashlib.sha256(orjson.dumps(shown)).hexdigest()[:16]
 
 
+def require_in_range(number: int, name: str, *, minimum: int = 0, maximum: int = ID_MAX) -> int:
+    """``number`` itself, once it is known to fit the column it will be compared with.
+
+    Raises:
+        InvalidQuery: naming the parameter.
+    """
+    if not minimum <= number <= maximum:
+        shown = str(number) if number.bit_length() <= 128 else "a larger number"
+        raise InvalidQuery(
+            f"{name} must be between {minimum} and {maximum}, got {shown}", field=name
+        )
+    return number
+
+
+def parse_int(value: str, name: str, *, minimum: int = 0, maximum: int = ID_MAX) -> int:
+    """A decimal integer within ``minimum``..``maximum``, read at a cost bounded by its length.
+
+    Raises:
+        InvalidQuery: not an integer, or out of range, naming the parameter.
+    """
+    text = value.strip()
+    if INTEGER_PATTERN.fullmatch(text) is None:
+        raise InvalidQuery(f"{name} must be an integer, got {value[:80]!r}", field=name)
+    if len(text.lstrip("+-").lstrip("0")) > MAX_INTEGER_DIGITS:
+        raise InvalidQuery(
+            f"{name} must be between {minimum} and {maximum}, got {text[:40]}...", field=name
+        )
+    return require_in_range(int(text), name, minimum=minimum, maximum=maximum)
+
+
+def refuse_nul(value: str, name: str) -> str:
+    """``value`` itself, unless it holds a NUL character, which PostgreSQL text cannot hold.
+
+    Raises:
+        InvalidQuery: naming the parameter.
+    """
+    if "\x00" in value:
+        raise InvalidQuery(f"{name} must not contain a NUL character", field=name)
+    return value
+
+
 def parse_time(value: str, name: str) -> str:
     """An ISO 8601 time or date as fixed-width UTC text (naive means UTC).
 
@@ -179,12 +241,8 @@ def _version(value: str, name: str) -> str:
 
 def _one_value(spec: FilterField, value: str, name: str) -> str | int:
     if spec.kind == "int":
-        try:
-            return int(value)
-        except ValueError as error:
-            raise InvalidQuery(
-                f"{name} must be an integer, got {value[:80]!r}", field=name
-            ) from error
+        return parse_int(value, name, maximum=spec.maximum)
+    refuse_nul(value, name)
     if spec.kind == "term":
         return term_from_iri(value)
     if spec.kind == "event_id":

@@ -12,7 +12,13 @@ import orjson
 from caliper_store.errors import InvalidQuery, NotFound
 from caliper_store.query.cursor import CURSOR_PARAM, decode_id_cursor, encode_id_cursor
 from caliper_store.query.events import QueryLimits, parse_flag, parse_limit, receipt_json
-from caliper_store.query.filters import parse_time
+from caliper_store.query.filters import (
+    KEY_ID_MAX,
+    parse_int,
+    parse_time,
+    refuse_nul,
+    require_in_range,
+)
 from caliper_store.storage import Store
 from caliper_store.storage.search import (
     QUARANTINE_STATUSES,
@@ -32,6 +38,7 @@ QUARANTINE_PARAMS = (
     "raw",
 )
 ANY_STATUS = "any"
+ITEM_ID_PARAM = "item_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +76,19 @@ def _statuses(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def _key_ids(values: Sequence[str]) -> tuple[int, ...]:
-    try:
-        return tuple(int(value) for value in values)
-    except ValueError as error:
-        raise InvalidQuery("keyId must be an integer", field="keyId") from error
+    return tuple(parse_int(value, "keyId", maximum=KEY_ID_MAX) for value in values)
+
+
+def check_item_id(item_id: int, name: str = ITEM_ID_PARAM) -> int:
+    """A quarantined item's id, once it is known to fit the id column (64 bits).
+
+    An id no row can have would otherwise reach the driver, which raises instead of finding
+    nothing; an id in range that names no item is a 404 for the caller to give.
+
+    Raises:
+        InvalidQuery: naming ``name``.
+    """
+    return require_in_range(item_id, name)
 
 
 def _one_time(values: Sequence[str], name: str) -> str | None:
@@ -87,7 +103,7 @@ def build_quarantine_filter(params: Mapping[str, Sequence[str]]) -> QuarantineFi
     """
     return QuarantineFilter(
         statuses=_statuses([v for v in params.get("status", ()) if v]),
-        reasons=tuple(v for v in params.get("reason", ()) if v),
+        reasons=tuple(refuse_nul(v, "reason") for v in params.get("reason", ()) if v),
         api_key_ids=_key_ids([v for v in params.get("keyId", ()) if v]),
         received_from=_one_time([v for v in params.get("receivedSince", ()) if v], "receivedSince"),
         received_to=_one_time([v for v in params.get("receivedUntil", ()) if v], "receivedUntil"),
@@ -181,9 +197,10 @@ def show_item(store: Store, quarantine_id: int) -> dict[str, Any]:
     """One item with its raw form, the receipt it came with and its audit trail.
 
     Raises:
+        InvalidQuery: the id is out of range of any id.
         NotFound: no item has this id.
     """
-    found = store.quarantine.get(quarantine_id)
+    found = store.quarantine.get(check_item_id(quarantine_id))
     if found is None:
         raise NotFound(f"no quarantined item with id {quarantine_id}")
     item, receipt, audit = found
@@ -199,8 +216,11 @@ def discard_items(
     """Discard held items, leaving an audit row each; return the ids discarded.
 
     Raises:
+        InvalidQuery: an id is out of range of any id.
         NotFound: one of the ids names no item.
     """
+    for item_id in ids:
+        check_item_id(item_id)
     existing = set(store.quarantine.ids(QuarantineFilter(statuses=(), ids=tuple(ids))))
     missing = sorted(set(ids) - existing)
     if missing:

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caliper_store.query import EXPORT_FORMATS, FILTER_FIELDS, MEDIA_TYPES
+from caliper_store.query.cursor import MAX_CURSOR_CHARS
+from caliper_store.query.filters import ID_MAX, KEY_ID_MAX
 from caliper_store.web.responses import json_response
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -62,7 +64,9 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 def _filter_parameters() -> list[dict[str, Any]]:
     parameters = []
     for spec in FILTER_FIELDS:
-        one: dict[str, Any] = {"type": "integer"} if spec.kind == "int" else {"type": "string"}
+        one: dict[str, Any] = {"type": "string"}
+        if spec.kind == "int":
+            one = {"type": "integer", "minimum": 0, "maximum": spec.maximum}
         if spec.kind in ("since", "until"):
             one = {"type": "string", "description": "ISO 8601 time or date"}
         schema = {"type": "array", "items": one} if spec.is_multiple else one
@@ -82,7 +86,7 @@ PAGE_PARAMETERS = [
     _query(
         "cursor",
         "The next_cursor of the previous page; filters and order must be the same.",
-        {"type": "string"},
+        {"type": "string", "maxLength": MAX_CURSOR_CHARS},
     ),
     _query(
         "order",
@@ -97,7 +101,13 @@ PAGE_PARAMETERS = [
         {"type": "boolean", "default": False},
     ),
 ]
-ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+ITEM_ID = {
+    "name": "item_id",
+    "in": "path",
+    "required": True,
+    "description": "Beyond a 64-bit id: 400 naming item_id; an id no item has: 404.",
+    "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX},
+}
 KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
 READ_NOTE = " Needs a key with the `read` (or `admin`) scope."
 ADMIN_NOTE = " Needs a key with the `admin` scope."
@@ -365,7 +375,7 @@ def _read_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(_ref("StoredEvent"), "The event."),
-                    **_problems(401, 403, 404),
+                    **_problems(400, 401, 403, 404),
                 },
             }
         },
@@ -421,12 +431,19 @@ def _quarantine_paths() -> dict[str, Any]:
                     _query(
                         "keyId",
                         "Id of the key that sent the item; repeatable.",
-                        {"type": "array", "items": {"type": "integer"}},
+                        {
+                            "type": "array",
+                            "items": {"type": "integer", "minimum": 0, "maximum": KEY_ID_MAX},
+                        },
                     ),
                     _query("receivedSince", "Received at or after this time.", {"type": "string"}),
                     _query("receivedUntil", "Received before this time.", {"type": "string"}),
                     _query("limit", "Items per page.", {"type": "integer", "minimum": 1}),
-                    _query("cursor", "The next_cursor of the previous page.", {"type": "string"}),
+                    _query(
+                        "cursor",
+                        "The next_cursor of the previous page.",
+                        {"type": "string", "maxLength": MAX_CURSOR_CHARS},
+                    ),
                     _query(
                         "raw",
                         "Include each item as it was sent.",
@@ -447,7 +464,7 @@ def _quarantine_paths() -> dict[str, Any]:
                 "parameters": [ITEM_ID],
                 "responses": {
                     "200": _json(_ref("QuarantineDetail"), "The item."),
-                    **_problems(401, 403, 404),
+                    **_problems(400, 401, 403, 404),
                 },
             }
         },
@@ -460,7 +477,7 @@ def _quarantine_paths() -> dict[str, Any]:
                 "parameters": [ITEM_ID],
                 "responses": {
                     "200": _json(_ref("ReplayOutcome"), "What the replay did."),
-                    **_problems(401, 403, 404, 409, 503),
+                    **_problems(400, 401, 403, 404, 409, 503),
                 },
             }
         },

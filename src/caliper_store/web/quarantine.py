@@ -11,6 +11,7 @@ from caliper_store.ingest import ReplayOutcome, prepare_replay, replay_outcome
 from caliper_store.ingest.codec import parse_json
 from caliper_store.query import (
     QueryLimits,
+    check_item_id,
     discard_items,
     parse_quarantine_query,
     quarantine_page,
@@ -31,6 +32,12 @@ MAX_NOTE_BODY_BYTES = 16 * 1024
 def _actor(key: ApiKey) -> str:
     """Who acted, as the audit trail names them."""
     return f"key {key.id} ({key.label})"
+
+
+def _item_id(request: Request) -> int:
+    """The item id of the path; the route takes any digits, the id column 64 bits of them."""
+    item_id: int = request.path_params["item_id"]
+    return check_item_id(item_id)
 
 
 async def _admin(request: Request) -> tuple[AppContext, ApiKey]:
@@ -56,14 +63,14 @@ async def show(request: Request) -> Response:
     """One item: raw as sent, its reasons, its receipt and every decision taken on it."""
     context = context_of(request)
     require_read(await context.authenticator.authenticate(request, is_cached=False))
-    shown = await run_in_threadpool(show_item, context.store, request.path_params["item_id"])
+    shown = await run_in_threadpool(show_item, context.store, _item_id(request))
     return json_response(shown)
 
 
 async def replay(request: Request) -> Response:
     """Run today's ingest rules on the item; store it as an event if it passes now."""
     context, key = await _admin(request)
-    item_id: int = request.path_params["item_id"]
+    item_id = _item_id(request)
     prepared = await run_in_threadpool(
         prepare_replay,
         context.store,
@@ -102,7 +109,7 @@ async def _note(request: Request) -> str | None:
 async def discard(request: Request) -> Response:
     """Give up on a held item for good; the audit trail records who, when and why."""
     context, key = await _admin(request)
-    item_id: int = request.path_params["item_id"]
+    item_id = _item_id(request)
     note = await _note(request)
     discarded = await run_in_threadpool(
         discard_items, context.store, [item_id], actor=_actor(key), at=utc_now_text(), note=note
