@@ -285,3 +285,5 @@ def test_openapi_declares_the_400_of_every_route_that_takes_parameters(client: C
                 assert "400" in operation["responses"], (method, path)
     item_id = document["paths"]["/api/quarantine/{item_id}"]["get"]["parameters"][0]
     assert item_id["schema"]["maximum"] == 2**63 - 1
+    for path in ("/api/events", "/api/export", "/api/quarantine"):
+        assert "503" in document["paths"][path]["get"]["responses"], path

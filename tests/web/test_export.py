@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from tests.conftest import Client
+from sqlalchemy import text
+from tests.conftest import Client, start_server
 from tests.fixtures.events import bulk_insert, generated_envelopes
 from tests.fixtures.server import run_cli
 
@@ -245,3 +247,55 @@ def test_memory_stays_flat_exporting_a_million_events(store: Store, database_url
         # more than ten thousand, never memory in proportion to the result (~400 MB of raw JSON).
         assert million - few < 96 * 1024, (export_format, few, million)
         assert million < 320 * 1024, (export_format, million)
+
+
+def rename_table(store: Store, old: str, new: str) -> None:
+    """Make the events table vanish (or come back) under a running server: a database failure."""
+    with store.engine.begin() as connection:
+        connection.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+def test_a_database_failure_before_the_first_byte_answers_503_not_a_cut_200(
+    client: Client, reader: str, store: Store
+) -> None:
+    rename_table(store, "events", "events_away")
+    try:
+        for path, params in (("/api/export", {"format": "csv"}), ("/api/events", {})):
+            answer = client.http.get(path, params=params, headers=bearer(reader))
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert int(answer.headers["retry-after"]) >= 1
+    finally:
+        rename_table(store, "events_away", "events")
+    assert client.http.get("/api/export", headers=bearer(reader)).status_code == 200
+    log = client.server.log()
+    assert "Traceback" not in log, log
+    assert log.count("reading events failed") == 2, log
+
+
+def test_a_failure_after_the_first_byte_cuts_the_connection_and_is_logged_once(
+    tmp_path: Path, database_url: str, store: Store
+) -> None:
+    bulk_insert(store, 50_000)
+    reader, _ = store.keys.create(label="analyst", now=NOW, scopes=("read",))
+    # Small batches: the file is many reads, and far more than the socket buffers hold, so the
+    # server is still reading batches when the table goes away.
+    server = start_server(tmp_path, database_url, "--export-batch-events", "200")
+    try:
+        with (
+            httpx.Client(base_url=server.base_url, timeout=60) as http,
+            http.stream("GET", "/api/export", headers=bearer(reader)) as answer,
+        ):
+            assert answer.status_code == 200
+            chunks = answer.iter_bytes()
+            assert next(chunks)
+            rename_table(store, "events", "events_away")
+            with pytest.raises(httpx.RemoteProtocolError, match="incomplete"):
+                b"".join(chunks)
+    finally:
+        rename_table(store, "events_away", "events")
+        assert server.stop(), server.log()
+    log = server.log()
+    assert log.count("export of /api/export cut after") == 1, log
+    assert log.count("reading events failed") == 1, log
+    assert "Traceback" not in log, log

@@ -172,10 +172,30 @@ def _writer(options: ExportOptions, sink: BinaryIO) -> RowWriter:
 def stream_export(
     store: Store, event_filter: EventFilter, options: ExportOptions
 ) -> Iterator[bytes]:
-    """The export as a stream of byte chunks, one per batch read (for HTTP responses)."""
+    """The export as byte chunks, one per batch read, for an HTTP response.
+
+    Everything that can fail before the first byte runs here, before this returns: the first
+    database read, and encoding the first batch. An HTTP answer can still say 400 or 503 then;
+    once the first chunk is sent, a failure can only cut the stream.
+
+    Raises:
+        StorageUnavailable: the first batch could not be read.
+    """
+    batches = _batches(store, event_filter, options)
+    first = next(batches, None)
     sink = _Chunks()
     writer = _writer(options, sink)  # type: ignore[arg-type]  # a binary sink, as BinaryIO
-    for batch in _batches(store, event_filter, options):
+    if first is not None:
+        writer.write(first)
+    return _rest_of_stream(sink.take(), batches, writer, sink)
+
+
+def _rest_of_stream(
+    head: bytes, batches: Iterator[list[EventRecord]], writer: RowWriter, sink: _Chunks
+) -> Iterator[bytes]:
+    if head:
+        yield head
+    for batch in batches:
         writer.write(batch)
         chunk = sink.take()
         if chunk:

@@ -9,7 +9,9 @@ an event is stored and ``seq`` is unique, so a position stays valid however many
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,8 +26,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
+from caliper_store.errors import StorageUnavailable
 from caliper_store.storage.schema import (
     events,
     iri_key,
@@ -33,6 +37,11 @@ from caliper_store.storage.schema import (
     quarantine_audit,
     receipts,
 )
+
+logger = logging.getLogger(__name__)
+
+# A read waits in no queue, so a client may try again soon after the database comes back.
+READ_RETRY_AFTER_S = 1
 
 # Columns a filter may name; each is a plain column of ``events``.
 FILTER_COLUMNS = frozenset(
@@ -494,11 +503,47 @@ def discard_quarantined(
     return discarded
 
 
-class EventReader:
-    """Reads events back for a Store: pages, batches for export, counts, one event."""
+@contextmanager
+def _reading(what: str, *, retry_after_s: int = READ_RETRY_AFTER_S) -> Iterator[None]:
+    """Turn a database failure while reading ``what`` into StorageUnavailable (503).
 
-    def __init__(self, engine: Engine) -> None:
+    Logged here, once, with the driver's reason but never the statement's parameters, which
+    hold the caller's filter values.
+
+    Raises:
+        StorageUnavailable: the database could not be reached or did not answer the read.
+    """
+    try:
+        yield
+    except DBAPIError as error:
+        cause = error.orig if error.orig is not None else error
+        lines = str(cause).splitlines()
+        logger.error(
+            "reading %s failed: %s: %s", what, type(cause).__name__, lines[0] if lines else ""
+        )
+        raise StorageUnavailable(
+            f"the database could not be read ({what}); nothing was changed",
+            retry_after_s=retry_after_s,
+        ) from error
+
+
+class EventReader:
+    """Reads events back for a Store: pages, batches for export, counts, one event.
+
+    Every read that fails in the database raises StorageUnavailable (see ``_reading``).
+    """
+
+    def __init__(self, engine: Engine, *, retry_after_s: int = READ_RETRY_AFTER_S) -> None:
         self._engine = engine
+        self._retry_after_s = retry_after_s
+
+    @contextmanager
+    def _connection(self, what: str) -> Iterator[Connection]:
+        with (
+            _reading(what, retry_after_s=self._retry_after_s),
+            self._engine.connect() as connection,
+        ):
+            yield connection
 
     def page(
         self,
@@ -511,7 +556,7 @@ class EventReader:
         by: OrderBy = "event_time",
     ) -> list[EventRecord]:
         """One keyset page of matching events."""
-        with self._engine.connect() as connection:
+        with self._connection("events") as connection:
             return search_events(
                 connection,
                 conditions,
@@ -531,44 +576,62 @@ class EventReader:
         by: OrderBy = "event_time",
     ) -> Iterator[list[EventRecord]]:
         """Every matching event in time order, one short read per batch."""
-        return iter_event_batches(
+        found = iter_event_batches(
             self._engine, conditions, batch_events=batch_events, with_raw=with_raw, by=by
         )
+        while True:
+            with _reading("events", retry_after_s=self._retry_after_s):
+                batch = next(found, None)
+            if batch is None:
+                return
+            yield batch
 
     def count(self, conditions: Sequence[Condition]) -> int:
         """How many events match."""
-        with self._engine.connect() as connection:
+        with self._connection("events") as connection:
             return count_events(connection, conditions)
 
     def get(self, event_id: str) -> tuple[EventRecord, ReceiptRecord | None] | None:
         """One event with its receipt, or None."""
-        with self._engine.connect() as connection:
+        with self._connection("an event") as connection:
             return get_event(connection, event_id)
 
 
 class QuarantineDesk:
-    """Lists quarantined items, shows one with its history, discards held ones."""
+    """Lists quarantined items, shows one with its history, discards held ones.
 
-    def __init__(self, engine: Engine) -> None:
+    Every read that fails in the database raises StorageUnavailable (see ``_reading``).
+    """
+
+    def __init__(self, engine: Engine, *, retry_after_s: int = READ_RETRY_AFTER_S) -> None:
         self._engine = engine
+        self._retry_after_s = retry_after_s
+
+    @contextmanager
+    def _connection(self, what: str) -> Iterator[Connection]:
+        with (
+            _reading(what, retry_after_s=self._retry_after_s),
+            self._engine.connect() as connection,
+        ):
+            yield connection
 
     def page(
         self, selection: QuarantineFilter, *, before_id: int | None, limit: int
     ) -> list[QuarantineRecord]:
         """Matching items, newest first."""
-        with self._engine.connect() as connection:
+        with self._connection("quarantine") as connection:
             return search_quarantine(connection, selection, before_id=before_id, limit=limit)
 
     def ids(self, selection: QuarantineFilter) -> list[int]:
         """Ids of every matching item, oldest first."""
-        with self._engine.connect() as connection:
+        with self._connection("quarantine") as connection:
             return quarantine_ids(connection, selection)
 
     def get(
         self, quarantine_id: int
     ) -> tuple[QuarantineRecord, ReceiptRecord | None, list[AuditRecord]] | None:
         """One item with its receipt and audit trail, or None."""
-        with self._engine.connect() as connection:
+        with self._connection("quarantine") as connection:
             return get_quarantined(connection, quarantine_id)
 
     def discard(self, ids: Sequence[int], *, actor: str, at: str, note: str | None) -> list[int]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
-from caliper_store.errors import NotFound
+from caliper_store.errors import CaliperStoreError, NotFound
 from caliper_store.query import (
     MEDIA_TYPES,
     SUFFIXES,
@@ -23,6 +27,49 @@ from caliper_store.query.filters import group_params
 from caliper_store.web.auth import require_read
 from caliper_store.web.context import AppContext, context_of
 from caliper_store.web.responses import json_response
+
+logger = logging.getLogger(__name__)
+
+
+class ExportResponse(StreamingResponse):
+    """A streamed export whose failure after the first byte cuts the connection, logged once.
+
+    Once the status line is sent, the only honest signal left is to end the connection
+    without the final chunk, so the client sees an incomplete body rather than a short file
+    that looks whole. Raising instead would have Starlette's error middleware and uvicorn each
+    log the same traceback.
+    """
+
+    def __init__(
+        self, chunks: Iterator[bytes], *, path: str, media_type: str, headers: dict[str, str]
+    ) -> None:
+        super().__init__(chunks, media_type=media_type, headers=headers)
+        self._path = path
+
+    async def stream_response(self, send: Send) -> None:
+        """Send the chunks; on a failure of the export itself, log and stop short."""
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        chunks = aiter(self.body_iterator)
+        sent_bytes = 0
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except CaliperStoreError as error:  # already explained where it was raised
+                logger.error(
+                    "export of %s cut after %d bytes: %s", self._path, sent_bytes, error.detail
+                )
+                return
+            except Exception:  # the one place a failure mid-stream can still be recorded
+                logger.exception("export of %s cut after %d bytes", self._path, sent_bytes)
+                return
+            data = chunk.encode(self.charset) if isinstance(chunk, str) else bytes(chunk)
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            sent_bytes += len(data)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _reader(request: Request) -> AppContext:
@@ -63,8 +110,11 @@ async def export_events(request: Request) -> Response:
     options = ExportOptions.from_settings(
         context.settings, wanted.format, with_raw=wanted.with_raw, by=wanted.by
     )
-    return StreamingResponse(
-        stream_export(context.store, wanted.filter, options),
+    # The first batch is read before the answer starts, so its failure is still a 400 or 503.
+    chunks = await run_in_threadpool(stream_export, context.store, wanted.filter, options)
+    return ExportResponse(
+        chunks,
+        path=request.url.path,
         media_type=MEDIA_TYPES[wanted.format],
         headers={"Content-Disposition": f'attachment; filename="events{SUFFIXES[wanted.format]}"'},
     )

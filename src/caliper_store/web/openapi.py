@@ -356,7 +356,7 @@ def _read_paths() -> dict[str, Any]:
                 "parameters": [*_filter_parameters(), *PAGE_PARAMETERS],
                 "responses": {
                     "200": _json(_ref("EventPage"), "One page of events."),
-                    **_problems(400, 401, 403),
+                    **_problems(400, 401, 403, 503),
                 },
             }
         },
@@ -375,14 +375,16 @@ def _read_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(_ref("StoredEvent"), "The event."),
-                    **_problems(400, 401, 403, 404),
+                    **_problems(400, 401, 403, 404, 503),
                 },
             }
         },
         "/api/export": {
             "get": {
                 "summary": "Export matching events as NDJSON, CSV or Parquet, streamed",
-                "description": "Same filters as /api/events; every match, oldest first."
+                "description": "Same filters as /api/events; every match, oldest first. A failure "
+                "before the first byte answers a problem; a later one ends the connection without "
+                "the final chunk, so the body is incomplete, never a short file that looks whole."
                 + READ_NOTE,
                 "security": KEY,
                 "parameters": [
@@ -403,7 +405,7 @@ def _read_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "The file.", "content": export_content},
-                    **_problems(400, 401, 403),
+                    **_problems(400, 401, 403, 503),
                 },
             }
         },
@@ -452,7 +454,7 @@ def _quarantine_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(_ref("QuarantinePage"), "One page of items."),
-                    **_problems(400, 401, 403),
+                    **_problems(400, 401, 403, 503),
                 },
             }
         },
@@ -464,7 +466,7 @@ def _quarantine_paths() -> dict[str, Any]:
                 "parameters": [ITEM_ID],
                 "responses": {
                     "200": _json(_ref("QuarantineDetail"), "The item."),
-                    **_problems(400, 401, 403, 404),
+                    **_problems(400, 401, 403, 404, 503),
                 },
             }
         },
@@ -497,7 +499,7 @@ def _quarantine_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json({"type": "object"}, "Discarded."),
-                    **_problems(400, 401, 403, 404, 409),
+                    **_problems(400, 401, 403, 404, 409, 503),
                 },
             }
         },
