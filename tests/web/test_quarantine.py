@@ -278,6 +278,9 @@ def test_item_id_beyond_64_bits_answers_400_naming_it_and_an_unknown_id_404(
         (10**40, 400, "item_id"),
         (2**63, 400, "item_id"),
         (2**63 - 1, 404, None),
+        ("9" * 5_000, 400, "item_id"),  # past the 4,300 digits Python reads as an int
+        ("12abc", 400, "item_id"),
+        ("-1", 400, "item_id"),
     ):
         shown = client.http.get(f"/api/quarantine/{item_id}", headers=bearer(admin))
         assert_problem(shown, status, field)

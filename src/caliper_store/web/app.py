@@ -48,9 +48,9 @@ ROUTES = [
     Route("/api/events/{event_id:path}", events.get_event, methods=["GET"]),
     Route("/api/export", events.export_events, methods=["GET"]),
     Route("/api/quarantine", quarantine.list_items, methods=["GET"]),
-    Route("/api/quarantine/{item_id:int}", quarantine.show, methods=["GET"]),
-    Route("/api/quarantine/{item_id:int}/replay", quarantine.replay, methods=["POST"]),
-    Route("/api/quarantine/{item_id:int}/discard", quarantine.discard, methods=["POST"]),
+    Route("/api/quarantine/{item_id}", quarantine.show, methods=["GET"]),
+    Route("/api/quarantine/{item_id}/replay", quarantine.replay, methods=["POST"]),
+    Route("/api/quarantine/{item_id}/discard", quarantine.discard, methods=["POST"]),
     Route("/api/openapi.json", openapi.openapi_json, methods=["GET"]),
 ]
 

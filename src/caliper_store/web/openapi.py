@@ -105,7 +105,7 @@ ITEM_ID = {
     "name": "item_id",
     "in": "path",
     "required": True,
-    "description": "Beyond a 64-bit id: 400 naming item_id; an id no item has: 404.",
+    "description": "Not a whole number or past 64 bits: 400 naming item_id; no such item: 404.",
     "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX},
 }
 KEY: list[dict[str, list[str]]] = [{"apiKey": []}]

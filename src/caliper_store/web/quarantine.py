@@ -11,8 +11,8 @@ from caliper_store.ingest import ReplayOutcome, prepare_replay, replay_outcome
 from caliper_store.ingest.codec import parse_json
 from caliper_store.query import (
     QueryLimits,
-    check_item_id,
     discard_items,
+    parse_item_id,
     parse_quarantine_query,
     quarantine_page,
     quarantine_page_json,
@@ -35,9 +35,8 @@ def _actor(key: ApiKey) -> str:
 
 
 def _item_id(request: Request) -> int:
-    """The item id of the path; the route takes any digits, the id column 64 bits of them."""
-    item_id: int = request.path_params["item_id"]
-    return check_item_id(item_id)
+    """The item id of the path; the route takes any text, the id column 64 bits of digits."""
+    return parse_item_id(request.path_params["item_id"])
 
 
 async def _admin(request: Request) -> tuple[AppContext, ApiKey]:
