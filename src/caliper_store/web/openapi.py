@@ -28,10 +28,13 @@ def _problems(*statuses: int) -> dict[str, Any]:
         401: "No API key, or an unknown or inactive one.",
         403: "The key lacks the scope this needs.",
         404: "Not found.",
+        408: "The headers or the body came slower than the server's read timeouts.",
         409: "Conflict with what is stored.",
-        413: "The body is larger than the store accepts.",
+        413: "The body, its item count, its parsed size or an envelope field is past a limit; "
+        "`field` names it.",
         415: "The body is not JSON.",
         422: "Unsupported Caliper version.",
+        431: "The request line and headers are larger, or more, than the server reads.",
         503: "Overloaded or the database is unavailable; retry after `Retry-After` seconds.",
     }
     return {
@@ -295,7 +298,7 @@ def _ingest_paths() -> dict[str, Any]:
                 "description": "Stored (or quarantined with reasons).",
                 "content": {"application/json": {"schema": _ref("IngestReceipt")}},
             },
-            **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+            **_problems(400, 401, 403, 408, 409, 413, 415, 422, 431, 503),
         },
     }
     get = {
@@ -322,7 +325,7 @@ def _ingest_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json({"type": "object"}, "What would happen to each item."),
-                    **_problems(400, 401, 403, 413, 415, 422),
+                    **_problems(400, 401, 403, 408, 413, 415, 422, 431, 503),
                 },
             }
         },
