@@ -248,3 +248,18 @@ def test_an_unexpected_error_is_answered_and_logged_once(caplog: pytest.LogCaptu
         response = asyncio.run(call())  # an error re-raised to the server would raise here
     assert_problem(response, 500)
     assert [record.levelno for record in caplog.records] == [logging.ERROR]
+
+
+@pytest.mark.parametrize("flags", [["null"], ["1", "1"], ["maybe"]])
+def test_a_malformed_receipt_flag_is_refused_before_anything_is_stored(
+    client: Client, store: Store, flags: list[str]
+) -> None:
+    response = client.http.post(
+        "/caliper",
+        params=[("receipt", flag) for flag in flags],
+        content=orjson.dumps(envelope([canvas_event()])),
+        headers={"Authorization": f"Bearer {client.key}", "Content-Type": "application/json"},
+    )
+    assert_problem(response, 400, "receipt")
+    assert store.stats()["events"] == 0
+    assert client.post(envelope([canvas_event()]), params={"receipt": "no"}).content == b""

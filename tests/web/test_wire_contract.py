@@ -131,7 +131,13 @@ def test_receipt_on_request(client: Client) -> None:
 
 def test_unknown_route_and_method_get_problem_bodies(client: Client) -> None:
     assert_problem(client.http.get("/nowhere"), 404)
-    assert_problem(client.http.delete("/caliper"), 405)
+    refused = client.http.delete("/caliper")
+    assert_problem(refused, 405)
+    assert set(refused.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "POST"}
+    assert client.http.request("TRACE", "/api/export").headers["allow"] in (
+        "GET, HEAD",
+        "HEAD, GET",
+    )
 
 
 @pytest.fixture

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
-from starlette.routing import Route
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from caliper_store.config import Settings, settings_from_environment
 from caliper_store.errors import CaliperStoreError
@@ -77,10 +79,32 @@ def tune_for_ingest() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def allowed_methods(scope: Scope) -> str:
+    """Every method some route serves at this path, for a 405's ``Allow`` header.
+
+    Starlette answers 405 from the first route whose path matches, naming its methods only,
+    and ``/caliper`` has one route for POST and one for GET.
+    """
+    methods: set[str] = set()
+    for route in ROUTES:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE and route.methods:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+async def handle_routing_error(request: Request, error: Exception) -> Response:
+    """Starlette's 404 and 405 as problems; a 405 names every method the path serves."""
+    response = await handle_http_error(request, error)
+    if response.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request.scope)
+    return response
+
+
 PROBLEM_HANDLERS = {
     CaliperStoreError: handle_store_error,
     ClientDisconnect: handle_disconnect,
-    HTTPException: handle_http_error,
+    HTTPException: handle_routing_error,
     Exception: handle_unexpected,
 }
 

@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from caliper_store.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from caliper_store.errors import InvalidQuery, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from caliper_store.ingest import memory_bound, prepare_request, receipt_body, validate_body
 from caliper_store.vocab import CORE_CONTEXTS, SUPPORTED_VERSIONS
 from caliper_store.web.auth import require_scope
@@ -16,6 +16,7 @@ from caliper_store.web.context import AppContext, context_of, utc_now_text
 # Bodies above this are parsed on a worker thread so one huge batch cannot stall the event loop.
 THREAD_PARSE_BYTES = 256 * 1024
 JSON_MEDIA_TYPES = ("application/json", "application/ld+json")
+RECEIPT_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 # The 1EdTech certification suite posts to a path ending in /message.
 INGEST_PATHS = frozenset({"/caliper", "/caliper/message"})
 
@@ -67,10 +68,20 @@ async def _bounded_body(request: Request, context: AppContext, reservation: Rese
 
 
 def wants_receipt(request: Request) -> bool:
-    """Receipts are opt-in: the spec says a 200 body SHOULD be empty."""
-    flag = request.query_params.get("receipt", "").lower()
+    """Receipts are opt-in: the spec says a 200 body SHOULD be empty.
+
+    Read before the body, so a malformed flag is refused before anything is stored.
+
+    Raises:
+        InvalidQuery: ``receipt`` is given twice or is no yes/no value.
+    """
+    sent = request.query_params.getlist("receipt")
+    if len(sent) > 1 or (sent and sent[0].lower() not in RECEIPT_FLAGS):
+        raise InvalidQuery(
+            "receipt must be given once, as 1, true, yes, 0, false or no", field="receipt"
+        )
     prefer = request.headers.get("prefer", "").lower()
-    return flag in ("1", "true", "yes") or "return=representation" in prefer
+    return (bool(sent) and RECEIPT_FLAGS[sent[0].lower()]) or "return=representation" in prefer
 
 
 async def post_events(request: Request) -> Response:
@@ -79,6 +90,7 @@ async def post_events(request: Request) -> Response:
     key = await context.authenticator.authenticate(request, is_cached=True)
     require_scope(key, "ingest")
     _require_json(request)
+    is_receipt_wanted = wants_receipt(request)
     with context.budget.reservation() as reservation:
         body = await _bounded_body(request, context, reservation)
         received_at = utc_now_text()
@@ -102,7 +114,7 @@ async def post_events(request: Request) -> Response:
         except Unauthorized:
             context.authenticator.forget(request)
             raise
-    if wants_receipt(request):
+    if is_receipt_wanted:
         return JSONResponse(receipt_body(receipt, prepared.envelope))
     # Moodle treats any status but 200 as failure; the spec says the body SHOULD be empty.
     return Response(status_code=200)

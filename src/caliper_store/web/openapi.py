@@ -281,6 +281,16 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+# What the Sensor API takes: an envelope, or (not in strict mode) a bare event or array.
+INGEST_BODY = {
+    "anyOf": [
+        _ref("Envelope"),
+        {"type": "object", "description": "A bare event or entity (not in strict mode)."},
+        {"type": "array", "description": "A bare array of items (not in strict mode)."},
+    ]
+}
+
+
 def _ingest_paths() -> dict[str, Any]:
     post = {
         "summary": "Receive a Caliper envelope (Sensor API)",
@@ -288,10 +298,16 @@ def _ingest_paths() -> dict[str, Any]:
         "empty unless `?receipt=1` or `Prefer: return=representation` asks for a receipt. "
         "Needs a key with the `ingest` scope.",
         "security": KEY,
-        "parameters": [_query("receipt", "Answer with a per-item receipt.", {"type": "boolean"})],
+        "parameters": [
+            _query(
+                "receipt",
+                "Answer with a per-item receipt.",
+                {"type": "string", "enum": ["1", "true", "yes", "0", "false", "no"]},
+            )
+        ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _ref("Envelope")}},
+            "content": {"application/json": {"schema": INGEST_BODY}},
         },
         "responses": {
             "200": {
@@ -321,7 +337,7 @@ def _ingest_paths() -> dict[str, Any]:
                 "security": KEY,
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("Envelope")}},
+                    "content": {"application/json": {"schema": INGEST_BODY}},
                 },
                 "responses": {
                     "200": _json({"type": "object"}, "What would happen to each item."),

@@ -107,8 +107,14 @@ async def handle_http_error(request: Request, error: Exception) -> Response:
     status = getattr(error, "status_code", 500)
     detail = getattr(error, "detail", "") or "error"
     slug = {404: "not-found", 405: "method-not-allowed"}.get(status, "http-error")
+    # A 405 carries the methods the route does serve (Allow, RFC 9110 section 15.5.6).
+    headers = dict(getattr(error, "headers", None) or {})
     return problem_response(
-        status, slug, str(detail), f"{request.method} {request.url.path}: {detail}"
+        status,
+        slug,
+        str(detail),
+        f"{request.method} {request.url.path}: {detail}",
+        headers=headers,
     )
 
 
