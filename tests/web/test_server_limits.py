@@ -294,9 +294,20 @@ def test_a_request_beyond_max_connections_gets_503(tmp_path: Path, sqlite_url: s
         idle = [connect(running) for _ in range(3)]
         with connect(running) as sock:
             sock.sendall(healthz_request())
-            assert parse(read_until_closed(sock))[0] == 503
+            answer = read_until_closed(sock)
+            assert parse(answer)[0] == 503
+            assert b"retry-after: 1\r\n" in answer.lower()
+            assert b"application/problem+json" in answer
+        # The idle ones still count; once they go, requests are served again.
         for sock in idle:
             sock.close()
+        for _ in range(200):  # the server notices the closes as it reads them
+            with connect(running) as sock:
+                sock.sendall(healthz_request(b"Connection: close\r\n"))
+                if parse(read_until_closed(sock))[0] == 200:
+                    break
+        else:
+            pytest.fail("requests were refused after the idle connections went away")
     finally:
         assert running.stop(), running.log()
 

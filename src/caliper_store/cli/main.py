@@ -77,8 +77,6 @@ def serve(ctx: click.Context, /, **flags: object) -> None:
         "http": bounded_http_protocol(settings),
         "loop": "uvloop",
         "timeout_keep_alive": settings.keep_alive_timeout_s,
-        # uvicorn answers 503 to a request that arrives beyond it.
-        "limit_concurrency": settings.max_connections,
         # Used only by the h11 protocol; set so a change of protocol keeps the header cap.
         "h11_max_incomplete_event_size": settings.max_header_bytes,
         # Access logs would hold client addresses: personal data stays out of logs.

@@ -33,6 +33,8 @@ class ServerLimits:
     max_header_count: int
     header_timeout_s: int
     request_read_timeout_s: int
+    max_connections: int
+    retry_after_s: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerLimits:
@@ -42,6 +44,8 @@ class ServerLimits:
             max_header_count=settings.max_header_count,
             header_timeout_s=settings.header_timeout_s,
             request_read_timeout_s=settings.request_read_timeout_s,
+            max_connections=settings.max_connections,
+            retry_after_s=settings.retry_after_s,
         )
 
 
@@ -51,28 +55,39 @@ class Refusal(Exception):
     httptools turns it into an ``HttpParserCallbackError`` whose ``__context__`` it is.
     """
 
-    def __init__(self, status: int, slug: str, title: str, detail: str, field: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        field: str | None,
+        retry_after_s: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.slug = slug
         self.title = title
         self.detail = detail
         self.field = field
+        self.retry_after_s = retry_after_s
 
     def encode(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
         """The whole response, as uvicorn's ``send_400_response`` writes its own: raw bytes."""
-        body = orjson.dumps(
-            {
-                "type": PROBLEM_TYPE_BASE + self.slug,
-                "title": self.title,
-                "status": self.status,
-                "detail": self.detail,
-                "field": self.field,
-            }
-        )
+        problem: dict[str, object] = {
+            "type": PROBLEM_TYPE_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.field is not None:
+            problem["field"] = self.field
+        body = orjson.dumps(problem)
         content = [STATUS_LINE[self.status]]
         for name, value in default_headers:
             content.extend([name, b": ", value, b"\r\n"])
+        if self.retry_after_s is not None:
+            content.append(b"retry-after: %d\r\n" % self.retry_after_s)
         content.extend(
             [
                 b"content-type: " + PROBLEM_MEDIA_TYPE.encode("ascii") + b"\r\n",
@@ -112,6 +127,17 @@ def _headers_late(limits: ServerLimits) -> Refusal:
         f"the request line and headers took more than header_timeout_s={limits.header_timeout_s}"
         " seconds",
         "headers",
+    )
+
+
+def _too_busy(limits: ServerLimits) -> Refusal:
+    return Refusal(
+        503,
+        "overloaded",
+        "The store is busy; retry later",
+        f"the server holds max_connections={limits.max_connections} connections or requests",
+        None,
+        retry_after_s=limits.retry_after_s,
     )
 
 
@@ -238,7 +264,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         return _too_large(self.limits)
 
     def on_headers_complete(self) -> None:
-        """Stop the header clock and start the body's."""
+        """Refuse a request beyond max_connections; stop the header clock, start the body's.
+
+        uvicorn's own limit_concurrency answers a plain-text 503 without Retry-After (which
+        Canvas and Learn need to back off), logs a warning for each, and counts the asking
+        connection against the limit.
+        """
+        limit = self.limits.max_connections
+        if len(self.connections) > limit or len(self.tasks) >= limit:
+            raise _too_busy(self.limits)
         self.in_headers = False
         if self.deadline_timer is not None:  # only when the headers took more than one read
             self.stop_clock()
