@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
 import orjson
 import pytest
+from tests.fixtures.events import EVENT_ROW_DEFAULTS
 
 from caliper_store.query.formats import CsvWriter
 from caliper_store.storage.search import EventRecord
@@ -15,26 +17,16 @@ RAW = '{"id":"urn:uuid:1","type":"ViewEvent","object":{"name":"=HYPERLINK(\\"x\\
 
 
 def record(**values: object) -> EventRecord:
-    fields: dict[str, object] = {
+    """An EventRecord from the fixtures' row defaults, with the fields these tests read."""
+    fields = {
+        field.name: EVENT_ROW_DEFAULTS.get(field.name) for field in dataclasses.fields(EventRecord)
+    }
+    fields |= {
         "seq": 1,
         "event_id": "urn:uuid:1",
-        "event_type": "ViewEvent",
-        "action": "Viewed",
         "actor_id": "urn:user:1",
-        "actor_type": "Person",
-        "actor_external_id": None,
         "object_id": "urn:object:1",
         "object_type": None,
-        "group_id": None,
-        "membership_role": None,
-        "session_id": None,
-        "ed_app_id": None,
-        "sensor": None,
-        "api_key_id": 1,
-        "receipt_id": 1,
-        "caliper_version": "1.1",
-        "is_extension": False,
-        "has_derived_id": False,
         "event_time": "2024-01-01T00:00:00.000000Z",
         "received_at": "2024-01-01T00:00:01.000000Z",
         "raw": RAW,
