@@ -137,6 +137,15 @@ class Settings:
     max_filter_values: int = _setting(
         100, "Most values one filter may list (repeated parameters); more is refused with 400."
     )
+    query_timeout_ms: int = _setting(
+        30_000,
+        "Milliseconds one read of events or quarantine may run before it is stopped: each page "
+        "of GET /api/events and `caliper-store events`, each count, event lookup and quarantine "
+        "page or lookup, and each batch of an export (every batch is its own query, so a long "
+        "export is not cut for its length). A read past it answers 503 (query-timeout) with "
+        "Retry-After, or a one-line error in the CLI. The writer's commits, key checks and "
+        "`stats` are not bounded.",
+    )
     export_batch_events: int = _setting(
         5_000,
         "Events an export reads from the database at a time; with the row group size it bounds "
@@ -219,6 +228,7 @@ def _validate(settings: Settings) -> None:
         "default_page_events",
         "max_page_events",
         "max_filter_values",
+        "query_timeout_ms",
         "export_batch_events",
         "export_row_group_events",
         "export_file_events",

@@ -89,6 +89,20 @@ class StorageUnavailable(CaliperStoreError):
         self.retry_after_s = retry_after_s
 
 
+class QueryTimeout(CaliperStoreError):
+    """A read ran past ``query_timeout_ms`` and was stopped; retry narrower, or later.
+
+    Attributes:
+        limit_ms: the limit it ran past.
+        retry_after_s: seconds a client is told to wait (Retry-After).
+    """
+
+    def __init__(self, detail: str, *, limit_ms: int, retry_after_s: int) -> None:
+        super().__init__(detail, field="query_timeout_ms")
+        self.limit_ms = limit_ms
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(CaliperStoreError):
     """The named key, event or quarantined item does not exist."""
 

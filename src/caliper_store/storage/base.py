@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import migrate
@@ -76,15 +76,27 @@ class Store(ABC):
 
     backend: str
 
-    def __init__(self, engine: Engine, *, retry_after_s: int) -> None:
+    def __init__(self, engine: Engine, *, retry_after_s: int, query_timeout_ms: int) -> None:
         self.engine = engine
+        self.query_timeout_ms = query_timeout_ms
         self.keys = KeyRegistry(engine, retry_after_s=retry_after_s)
-        self.events = EventReader(engine)
-        self.quarantine = QuarantineDesk(engine)
+        self.events = EventReader(engine, time_limit=self.time_limit)
+        self.quarantine = QuarantineDesk(engine, time_limit=self.time_limit)
 
     @abstractmethod
     def write_transaction(self) -> AbstractContextManager[WriteTransaction]:
         """Open the one write transaction of a group commit; commits on clean exit."""
+
+    @abstractmethod
+    def time_limit(self, connection: Connection) -> AbstractContextManager[None]:
+        """Stop what runs on this read connection meanwhile once it passes query_timeout_ms.
+
+        The readers (``events``, ``quarantine``) wrap each read in it; the writer's connection
+        never gets it.
+
+        Raises:
+            QueryTimeout: a statement ran past the limit (built by ``search.query_timeout``).
+        """
 
     @abstractmethod
     def close(self) -> None:

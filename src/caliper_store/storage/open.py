@@ -24,6 +24,7 @@ def open_store(settings: Settings) -> Store:
                 busy_timeout_ms=settings.write_lock_timeout_ms,
                 writer_cache_mib=settings.sqlite_writer_cache_mib,
                 retry_after_s=settings.retry_after_s,
+                query_timeout_ms=settings.query_timeout_ms,
             )
         except ValueError as error:
             raise ConfigurationError(str(error), field="database_url") from error
@@ -40,5 +41,6 @@ def open_store(settings: Settings) -> Store:
             pool_size=settings.db_pool_size,
             lock_timeout_ms=settings.write_lock_timeout_ms,
             retry_after_s=settings.retry_after_s,
+            query_timeout_ms=settings.query_timeout_ms,
         )
     raise ConfigurationError(f"unknown database URL scheme in {url.split(':', 1)[0]!r}")

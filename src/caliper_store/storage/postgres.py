@@ -9,18 +9,21 @@ events cannot deadlock on each other's ids.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from caliper_store.storage.base import Store
 from caliper_store.storage.records import EventRow, WriteRequest
 from caliper_store.storage.schema import EVENT_COLUMNS
+from caliper_store.storage.search import query_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +197,13 @@ class PostgresStore(Store):
     backend = "postgresql"
 
     def __init__(
-        self, database_url: str, *, pool_size: int, lock_timeout_ms: int, retry_after_s: int
+        self,
+        database_url: str,
+        *,
+        pool_size: int,
+        lock_timeout_ms: int,
+        retry_after_s: int,
+        query_timeout_ms: int,
     ) -> None:
         url = make_url(database_url).set(drivername="postgresql+psycopg")
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -204,7 +213,7 @@ class PostgresStore(Store):
             pool_pre_ping=True,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
         )
-        super().__init__(engine, retry_after_s=retry_after_s)
+        super().__init__(engine, retry_after_s=retry_after_s, query_timeout_ms=query_timeout_ms)
         self._lock_timeout_ms = lock_timeout_ms
         self._writer_connection: psycopg.Connection[Any] | None = None
         self._known_months: set[tuple[int, int]] | None = None
@@ -228,6 +237,24 @@ class PostgresStore(Store):
         except BaseException:
             if connection.broken or connection.closed:
                 self._discard_writer()
+            raise
+
+    @contextmanager
+    def time_limit(self, connection: Connection) -> Iterator[None]:
+        """``SET LOCAL statement_timeout`` for this read's transaction (gone at its rollback).
+
+        The server cancels a statement past it (SQLSTATE 57014, QueryCanceled), which becomes
+        QueryTimeout; a cancel that comes sooner (an operator's pg_cancel_backend) does not.
+        """
+        limit_ms = self.query_timeout_ms
+        started = time.monotonic()
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(limit_ms)}")
+        try:
+            yield
+        except DBAPIError as error:
+            is_late = time.monotonic() - started >= limit_ms / 1000
+            if is_late and isinstance(error.orig, psycopg.errors.QueryCanceled):
+                raise query_timeout(limit_ms) from error
             raise
 
     def prepare_for_traffic(self, now: datetime) -> None:

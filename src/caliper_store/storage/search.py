@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
-from caliper_store.errors import StorageUnavailable
+from caliper_store.errors import QueryTimeout, StorageUnavailable
 from caliper_store.storage.schema import (
     events,
     iri_key,
@@ -42,6 +42,29 @@ logger = logging.getLogger(__name__)
 
 # A read waits in no queue, so a client may try again soon after the database comes back.
 READ_RETRY_AFTER_S = 1
+
+# Bounds the statements run on a connection inside it by the store's query_timeout_ms, and
+# raises QueryTimeout when they run over (each backend's Store.time_limit).
+TimeLimit = Callable[[Connection], AbstractContextManager[None]]
+
+
+@contextmanager
+def no_time_limit(connection: Connection) -> Iterator[None]:
+    """A TimeLimit that bounds nothing."""
+    del connection  # nothing to install
+    yield
+
+
+def query_timeout(limit_ms: int) -> QueryTimeout:
+    """The error of a read stopped at ``limit_ms``, for a backend's TimeLimit to raise."""
+    return QueryTimeout(
+        f"the query ran past query_timeout_ms={limit_ms} and was stopped; nothing was changed. "
+        "Narrow it with an indexed filter (actorId, groupId, objectId, keyId or a time range) "
+        "or raise query_timeout_ms",
+        limit_ms=limit_ms,
+        retry_after_s=READ_RETRY_AFTER_S,
+    )
+
 
 # Columns a filter may name; each is a plain column of ``events``.
 FILTER_COLUMNS = frozenset(
@@ -320,15 +343,17 @@ def iter_event_batches(
     with_raw: bool,
     is_descending: bool = False,
     by: OrderBy = "event_time",
+    time_limit: TimeLimit = no_time_limit,
 ) -> Iterator[list[EventRecord]]:
     """Every matching event, in time order, ``batch_events`` at a time.
 
     Each batch is its own short read, so a long export neither holds a snapshot open (which
-    would stop SQLite's WAL from checkpointing) nor keeps more than one batch in memory.
+    would stop SQLite's WAL from checkpointing) nor keeps more than one batch in memory; and
+    each batch has a ``time_limit`` of its own, so an export is never cut for its length.
     """
     position: Position | None = None
     while True:
-        with engine.connect() as connection:
+        with engine.connect() as connection, time_limit(connection):
             batch = search_events(
                 connection,
                 conditions,
@@ -508,13 +533,18 @@ def _reading(what: str, *, retry_after_s: int = READ_RETRY_AFTER_S) -> Iterator[
     """Turn a database failure while reading ``what`` into StorageUnavailable (503).
 
     Logged here, once, with the driver's reason but never the statement's parameters, which
-    hold the caller's filter values.
+    hold the caller's filter values. A read stopped by the time limit is logged too, and stays
+    a QueryTimeout: the database is fine, the query was too slow.
 
     Raises:
         StorageUnavailable: the database could not be reached or did not answer the read.
+        QueryTimeout: the read ran past the time limit (raised by the backend's TimeLimit).
     """
     try:
         yield
+    except QueryTimeout as error:
+        logger.warning("reading %s stopped at query_timeout_ms=%d", what, error.limit_ms)
+        raise
     except DBAPIError as error:
         cause = error.orig if error.orig is not None else error
         lines = str(cause).splitlines()
@@ -530,11 +560,19 @@ def _reading(what: str, *, retry_after_s: int = READ_RETRY_AFTER_S) -> Iterator[
 class EventReader:
     """Reads events back for a Store: pages, batches for export, counts, one event.
 
-    Every read that fails in the database raises StorageUnavailable (see ``_reading``).
+    Every read that fails in the database raises StorageUnavailable (see ``_reading``); every
+    read (each export batch apart) runs under ``time_limit`` and raises QueryTimeout past it.
     """
 
-    def __init__(self, engine: Engine, *, retry_after_s: int = READ_RETRY_AFTER_S) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        time_limit: TimeLimit = no_time_limit,
+        retry_after_s: int = READ_RETRY_AFTER_S,
+    ) -> None:
         self._engine = engine
+        self._time_limit = time_limit
         self._retry_after_s = retry_after_s
 
     @contextmanager
@@ -542,6 +580,7 @@ class EventReader:
         with (
             _reading(what, retry_after_s=self._retry_after_s),
             self._engine.connect() as connection,
+            self._time_limit(connection),
         ):
             yield connection
 
@@ -577,7 +616,12 @@ class EventReader:
     ) -> Iterator[list[EventRecord]]:
         """Every matching event in time order, one short read per batch."""
         found = iter_event_batches(
-            self._engine, conditions, batch_events=batch_events, with_raw=with_raw, by=by
+            self._engine,
+            conditions,
+            batch_events=batch_events,
+            with_raw=with_raw,
+            by=by,
+            time_limit=self._time_limit,
         )
         while True:
             with _reading("events", retry_after_s=self._retry_after_s):
@@ -600,11 +644,20 @@ class EventReader:
 class QuarantineDesk:
     """Lists quarantined items, shows one with its history, discards held ones.
 
-    Every read that fails in the database raises StorageUnavailable (see ``_reading``).
+    Every read that fails in the database raises StorageUnavailable (see ``_reading``); every
+    read runs under ``time_limit`` and raises QueryTimeout past it. A discard is a write and
+    has no time limit.
     """
 
-    def __init__(self, engine: Engine, *, retry_after_s: int = READ_RETRY_AFTER_S) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        time_limit: TimeLimit = no_time_limit,
+        retry_after_s: int = READ_RETRY_AFTER_S,
+    ) -> None:
         self._engine = engine
+        self._time_limit = time_limit
         self._retry_after_s = retry_after_s
 
     @contextmanager
@@ -612,6 +665,7 @@ class QuarantineDesk:
         with (
             _reading(what, retry_after_s=self._retry_after_s),
             self._engine.connect() as connection,
+            self._time_limit(connection),
         ):
             yield connection
 

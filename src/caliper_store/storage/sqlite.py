@@ -18,12 +18,14 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 from caliper_store.storage.base import Store
 from caliper_store.storage.schema import EVENT_COLUMNS, utc_micros
+from caliper_store.storage.search import query_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,10 @@ WRITER_LOCK_SUFFIX = "-writer.lock"
 LOCK_POLL_S = 0.0005
 # SQLite allows 32766 bound parameters; stay well below for IN (...) lists.
 IN_CHUNK = 900
+# How often a read asks whether it is past its time limit, in SQLite VM steps: a scan runs
+# 9-12 million steps a second here, so about once a millisecond. A page by an index takes
+# 1,000-5,000 steps and never calls back; each call back has to take the GIL, so not more often.
+TIME_CHECK_STEPS = 10_000
 
 _EVENT_TIME = EVENT_COLUMNS.index("event_time")
 _RECEIVED_AT = EVENT_COLUMNS.index("received_at")
@@ -330,6 +336,7 @@ class SqliteStore(Store):
         synchronous: str,
         busy_timeout_ms: int,
         retry_after_s: int,
+        query_timeout_ms: int,
         writer_cache_mib: int = 64,
     ) -> None:
         self.path = sqlite_path(database_url)
@@ -338,7 +345,7 @@ class SqliteStore(Store):
         self._writer_cache_mib = writer_cache_mib
         engine = create_engine(f"sqlite:///{self.path}")
         event.listen(engine, "connect", self._on_connect)
-        super().__init__(engine, retry_after_s=retry_after_s)
+        super().__init__(engine, retry_after_s=retry_after_s, query_timeout_ms=query_timeout_ms)
         self._writer_connection: sqlite3.Connection | None = None
         self._writer_lock = _WriterLock(
             self.path.with_name(self.path.name + WRITER_LOCK_SUFFIX), timeout_ms=busy_timeout_ms
@@ -389,6 +396,33 @@ class SqliteStore(Store):
                 except sqlite3.Error:
                     self._discard_writer()
                 raise
+
+    @contextmanager
+    def time_limit(self, connection: Connection) -> Iterator[None]:
+        """A progress handler on this read connection that interrupts it past the deadline.
+
+        SQLite then fails the running statement with "interrupted"; that failure, and only
+        when the handler caused it, becomes QueryTimeout.
+        """
+        reader = cast(sqlite3.Connection, connection.connection.dbapi_connection)
+        limit_ms = self.query_timeout_ms
+        deadline = time.monotonic() + limit_ms / 1000
+        is_expired = False
+
+        def past_deadline() -> bool:
+            nonlocal is_expired
+            is_expired = time.monotonic() >= deadline
+            return is_expired  # true interrupts the statement
+
+        reader.set_progress_handler(past_deadline, TIME_CHECK_STEPS)
+        try:
+            yield
+        except DBAPIError as error:
+            if is_expired and isinstance(error.orig, sqlite3.OperationalError):
+                raise query_timeout(limit_ms) from error
+            raise
+        finally:
+            reader.set_progress_handler(None, 0)
 
     def check_ready(self) -> None:
         """Take and release the write lock on a connection of its own."""

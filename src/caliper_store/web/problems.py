@@ -21,6 +21,7 @@ from caliper_store.errors import (
     NotFound,
     Overloaded,
     PayloadTooLarge,
+    QueryTimeout,
     SchemaOutOfDate,
     StorageUnavailable,
     Unauthorized,
@@ -51,6 +52,7 @@ PROBLEMS: dict[type[CaliperStoreError], tuple[int, str, str]] = {
     UnsupportedVersion: (422, "unsupported-version", "This Caliper version is not supported"),
     Overloaded: (503, "overloaded", "The store is busy; retry later"),
     StorageUnavailable: (503, "storage-unavailable", "The database cannot take writes now"),
+    QueryTimeout: (503, "query-timeout", "The query ran past the time limit"),
     SchemaOutOfDate: (503, "schema-out-of-date", "The database schema needs migrating"),
     CaliperStoreError: (400, "bad-request", "The request cannot be processed"),
 }
@@ -89,7 +91,7 @@ def response_for(error: CaliperStoreError) -> Response:
         extra["field"] = error.field
     if isinstance(error, MalformedEnvelope | EventConflict) and error.errors:
         extra["errors"] = error.errors
-    if isinstance(error, Overloaded | StorageUnavailable):
+    if isinstance(error, Overloaded | StorageUnavailable | QueryTimeout):
         headers["Retry-After"] = str(error.retry_after_s)
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="caliper"'
