@@ -20,6 +20,7 @@ from tests.fixtures.postgres import (
     create_database,
     drop_database,
     postgres_bin,
+    require_postgres,
 )
 from tests.fixtures.server import STARTED, ServerProcess
 
@@ -70,12 +71,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'caliper.db'}"
         return
-    admin_url: str | None = request.getfixturevalue("postgres_admin_url")
-    if admin_url is None:
-        reason = f"no PostgreSQL: set {TEST_URL_ENV} or install PostgreSQL 15 server binaries"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (PostgreSQL tests must run in CI)")
-        pytest.skip(reason)
+    admin_url = require_postgres(request.getfixturevalue("postgres_admin_url"))
     url = create_database(admin_url)
     yield url
     drop_database(admin_url, url)

@@ -557,12 +557,8 @@ def _reading(what: str, *, retry_after_s: int = READ_RETRY_AFTER_S) -> Iterator[
         ) from error
 
 
-class EventReader:
-    """Reads events back for a Store: pages, batches for export, counts, one event.
-
-    Every read that fails in the database raises StorageUnavailable (see ``_reading``); every
-    read (each export batch apart) runs under ``time_limit`` and raises QueryTimeout past it.
-    """
+class _Reader:
+    """A reader's connections: each read is one connection, bounded in time, errors mapped."""
 
     def __init__(
         self,
@@ -583,6 +579,14 @@ class EventReader:
             self._time_limit(connection),
         ):
             yield connection
+
+
+class EventReader(_Reader):
+    """Reads events back for a Store: pages, batches for export, counts, one event.
+
+    Every read that fails in the database raises StorageUnavailable (see ``_reading``); every
+    read (each export batch apart) runs under ``time_limit`` and raises QueryTimeout past it.
+    """
 
     def page(
         self,
@@ -641,33 +645,13 @@ class EventReader:
             return get_event(connection, event_id)
 
 
-class QuarantineDesk:
+class QuarantineDesk(_Reader):
     """Lists quarantined items, shows one with its history, discards held ones.
 
     Every read that fails in the database raises StorageUnavailable (see ``_reading``); every
     read runs under ``time_limit`` and raises QueryTimeout past it. A discard is a write and
     has no time limit.
     """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        time_limit: TimeLimit = no_time_limit,
-        retry_after_s: int = READ_RETRY_AFTER_S,
-    ) -> None:
-        self._engine = engine
-        self._time_limit = time_limit
-        self._retry_after_s = retry_after_s
-
-    @contextmanager
-    def _connection(self, what: str) -> Iterator[Connection]:
-        with (
-            _reading(what, retry_after_s=self._retry_after_s),
-            self._engine.connect() as connection,
-            self._time_limit(connection),
-        ):
-            yield connection
 
     def page(
         self, selection: QuarantineFilter, *, before_id: int | None, limit: int
