@@ -146,6 +146,13 @@ class Settings:
         "Retry-After, or a one-line error in the CLI. The writer's commits, key checks and "
         "`stats` are not bounded.",
     )
+    max_read_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "Most bytes of raw events one read holds at once: a page of GET /api/events (and "
+        "`caliper-store events`), which then ends early with a cursor to the rest; an export "
+        "batch; a Parquet row group. One raw event may be as large as a body, so a page of "
+        "max_page_events could otherwise hold gigabytes.",
+    )
     export_batch_events: int = _setting(
         5_000,
         "Events an export reads from the database at a time; with the row group size it bounds "
@@ -229,6 +236,7 @@ def _validate(settings: Settings) -> None:
         "max_page_events",
         "max_filter_values",
         "query_timeout_ms",
+        "max_read_bytes",
         "export_batch_events",
         "export_row_group_events",
         "export_file_events",

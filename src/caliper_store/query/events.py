@@ -45,6 +45,7 @@ class QueryLimits:
     default_page_events: int
     max_page_events: int
     max_filter_values: int
+    max_read_bytes: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QueryLimits:
@@ -53,6 +54,7 @@ class QueryLimits:
             default_page_events=settings.default_page_events,
             max_page_events=settings.max_page_events,
             max_filter_values=settings.max_filter_values,
+            max_read_bytes=settings.max_read_bytes,
         )
 
 
@@ -65,6 +67,7 @@ class EventQuery:
     order: Order
     after: Position | None
     with_raw: bool
+    max_raw_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,21 +157,25 @@ def parse_event_query(params: Mapping[str, Sequence[str]], limits: QueryLimits) 
         order=order,
         after=after,
         with_raw=parse_flag(params.get("raw", ()), "raw", default=False),
+        max_raw_bytes=limits.max_read_bytes,
     )
 
 
 def search_page(store: Store, query: EventQuery) -> Page:
     """One page of matching events, and the cursor of the next page."""
-    found = store.events.page(
+    batch = store.events.page(
         query.filter.conditions,
         after=query.after,
         is_descending=query.order == "desc",
         by=order_by(query.order),
         limit=query.limit + 1,
         with_raw=query.with_raw,
+        max_raw_bytes=query.max_raw_bytes,
     )
-    if len(found) <= query.limit:
+    found = batch.records
+    if len(found) <= query.limit and not batch.is_cut:
         return Page(found, None)
+    # Past the limit, or cut short by max_read_bytes: the cursor continues after what is shown.
     shown = found[: query.limit]
     position = shown[-1].position(order_by(query.order))
     cursor = encode_cursor(position, query.order, query.filter.fingerprint())

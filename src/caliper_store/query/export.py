@@ -50,6 +50,7 @@ class ExportOptions:
     row_group_events: int
     file_events: int
     by: OrderBy = "event_time"
+    max_read_bytes: int | None = None
 
     @classmethod
     def from_settings(
@@ -68,6 +69,7 @@ class ExportOptions:
             batch_events=settings.export_batch_events,
             row_group_events=settings.export_row_group_events,
             file_events=settings.export_file_events,
+            max_read_bytes=settings.max_read_bytes,
         )
 
 
@@ -160,12 +162,17 @@ def _batches(
         batch_events=options.batch_events,
         with_raw=options.with_raw,
         by=options.by,
+        max_raw_bytes=options.max_read_bytes,
     )
 
 
 def _writer(options: ExportOptions, sink: BinaryIO) -> RowWriter:
     return open_writer(
-        options.format, sink, with_raw=options.with_raw, row_group_events=options.row_group_events
+        options.format,
+        sink,
+        with_raw=options.with_raw,
+        row_group_events=options.row_group_events,
+        row_group_bytes=options.max_read_bytes,
     )
 
 

@@ -127,12 +127,22 @@ class CsvWriter:
 class ParquetWriter:
     """Parquet with typed columns; batches are buffered up to one row group, then written."""
 
-    def __init__(self, sink: BinaryIO, *, with_raw: bool, row_group_events: int) -> None:
+    def __init__(
+        self,
+        sink: BinaryIO,
+        *,
+        with_raw: bool,
+        row_group_events: int,
+        row_group_bytes: int | None = None,
+    ) -> None:
         self._schema = arrow_schema(with_raw=with_raw)
         self._columns = export_columns(with_raw=with_raw)
         self._row_group_events = row_group_events
+        # Raw events may be as large as a body: a row group of them is bounded in bytes too.
+        self._row_group_bytes = row_group_bytes
         self._buffered: list[pa.RecordBatch] = []
         self._buffered_events = 0
+        self._buffered_bytes = 0
         self._writer = pq.ParquetWriter(sink, self._schema)
 
     def _arrow(self, batch: Sequence[EventRecord]) -> pa.RecordBatch:
@@ -151,6 +161,7 @@ class ParquetWriter:
             self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
             self._buffered = []
             self._buffered_events = 0
+            self._buffered_bytes = 0
 
     def write(self, batch: Sequence[EventRecord]) -> None:
         """Add a batch of events; a full row group goes to the sink."""
@@ -158,7 +169,11 @@ class ParquetWriter:
             return
         self._buffered.append(self._arrow(batch))
         self._buffered_events += len(batch)
-        if self._buffered_events >= self._row_group_events:
+        self._buffered_bytes += sum(len(record.raw or "") for record in batch)
+        is_full_in_bytes = (
+            self._row_group_bytes is not None and self._buffered_bytes >= self._row_group_bytes
+        )
+        if self._buffered_events >= self._row_group_events or is_full_in_bytes:
             self._flush()
 
     def close(self) -> None:
@@ -168,11 +183,21 @@ class ParquetWriter:
 
 
 def open_writer(
-    export_format: ExportFormat, sink: BinaryIO, *, with_raw: bool, row_group_events: int
+    export_format: ExportFormat,
+    sink: BinaryIO,
+    *,
+    with_raw: bool,
+    row_group_events: int,
+    row_group_bytes: int | None = None,
 ) -> RowWriter:
     """A writer of ``export_format`` onto ``sink``."""
     if export_format == "ndjson":
         return NdjsonWriter(sink)
     if export_format == "csv":
         return CsvWriter(sink, with_raw=with_raw)
-    return ParquetWriter(sink, with_raw=with_raw, row_group_events=row_group_events)
+    return ParquetWriter(
+        sink,
+        with_raw=with_raw,
+        row_group_events=row_group_events,
+        row_group_bytes=row_group_bytes,
+    )

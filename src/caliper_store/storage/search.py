@@ -277,6 +277,18 @@ def _after(position: Position, *, by: OrderBy, is_descending: bool) -> ColumnEle
     return and_(time >= position.time, or_(time > position.time, seq > position.seq))
 
 
+# Rows fetched at a time when a page is streamed to bound its bytes.
+STREAM_ROWS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """A page of events, and whether it ended early on its byte budget."""
+
+    records: list[EventRecord]
+    is_cut: bool
+
+
 def _record_query(*, with_raw: bool) -> Select[Any]:
     columns = [events.c[name] for name in RECORD_COLUMNS]
     if with_raw:
@@ -301,8 +313,16 @@ def search_events(
     limit: int,
     with_raw: bool,
     by: OrderBy = "event_time",
-) -> list[EventRecord]:
-    """One keyset page: up to ``limit`` matching events after ``after``, ordered ``by`` time."""
+    max_raw_bytes: int | None = None,
+) -> EventBatch:
+    """One keyset page: up to ``limit`` matching events after ``after``, ordered ``by`` time.
+
+    With raw events and ``max_raw_bytes``, the rows are streamed (a server-side cursor on
+    PostgreSQL, whose driver otherwise fetches a whole result) and the page ends after the
+    event that takes their raw JSON past ``max_raw_bytes``: ``is_cut`` then says more may
+    follow. Other columns are bounded by ``max_id_chars`` at ingest; raw events only by the
+    body size.
+    """
     query = page_statement(
         conditions,
         after=after,
@@ -311,7 +331,19 @@ def search_events(
         with_raw=with_raw,
         by=by,
     )
-    return [_record(row) for row in connection.execute(query)]
+    if not with_raw or max_raw_bytes is None:
+        return EventBatch([_record(row) for row in connection.execute(query)], is_cut=False)
+    records: list[EventRecord] = []
+    held_bytes = 0
+    streamed = connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
+    with streamed.execute(query) as rows:
+        for row in rows:
+            record = _record(row)
+            records.append(record)
+            held_bytes += len(record.raw or "")
+            if held_bytes > max_raw_bytes and len(records) < limit:
+                return EventBatch(records, is_cut=True)
+    return EventBatch(records, is_cut=False)
 
 
 def page_statement(
@@ -344,6 +376,7 @@ def iter_event_batches(
     is_descending: bool = False,
     by: OrderBy = "event_time",
     time_limit: TimeLimit = no_time_limit,
+    max_raw_bytes: int | None = None,
 ) -> Iterator[list[EventRecord]]:
     """Every matching event, in time order, ``batch_events`` at a time.
 
@@ -362,12 +395,13 @@ def iter_event_batches(
                 limit=batch_events,
                 with_raw=with_raw,
                 by=by,
+                max_raw_bytes=max_raw_bytes,
             )
-        if batch:
-            yield batch
-        if len(batch) < batch_events:
+        if batch.records:
+            yield batch.records
+        if len(batch.records) < batch_events and not batch.is_cut:
             return
-        position = batch[-1].position(by)
+        position = batch.records[-1].position(by)
 
 
 def count_events(connection: Connection, conditions: Sequence[Condition]) -> int:
@@ -597,8 +631,9 @@ class EventReader(_Reader):
         limit: int,
         with_raw: bool,
         by: OrderBy = "event_time",
-    ) -> list[EventRecord]:
-        """One keyset page of matching events."""
+        max_raw_bytes: int | None = None,
+    ) -> EventBatch:
+        """One keyset page of matching events (see :func:`search_events`)."""
         with self._connection("events") as connection:
             return search_events(
                 connection,
@@ -608,6 +643,7 @@ class EventReader(_Reader):
                 limit=limit,
                 with_raw=with_raw,
                 by=by,
+                max_raw_bytes=max_raw_bytes,
             )
 
     def batches(
@@ -617,6 +653,7 @@ class EventReader(_Reader):
         batch_events: int,
         with_raw: bool,
         by: OrderBy = "event_time",
+        max_raw_bytes: int | None = None,
     ) -> Iterator[list[EventRecord]]:
         """Every matching event in time order, one short read per batch."""
         found = iter_event_batches(
@@ -626,6 +663,7 @@ class EventReader(_Reader):
             with_raw=with_raw,
             by=by,
             time_limit=self._time_limit,
+            max_raw_bytes=max_raw_bytes,
         )
         while True:
             with _reading("events", retry_after_s=self._retry_after_s):
