@@ -155,6 +155,9 @@ def _rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
             "actor_key": iri_key(actor_id),
             "object_key": iri_key(object_id),
             "group_key": iri_key(group_id),
+            # Plain, as before revision 0005: `caliper-store migrate` compresses them.
+            "raw_zstd": None,
+            "raw_dictionary": None,
         }
         yield tuple(row[name] for name in EVENT_COLUMNS)
 

@@ -23,6 +23,7 @@ CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
 # orjson, which serializes every stored item, refuses more than 254 levels of nesting; an item
 # deeper than that could be kept only in quarantine, so no setting may admit it.
 MAX_PARSER_DEPTH = 254
+MAX_ZSTD_LEVEL = 22
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -124,6 +125,25 @@ class Settings:
         10_000,
         "How long the writer waits for a database lock held by someone else before the batch "
         "fails with 503 (SQLite busy_timeout, PostgreSQL lock_timeout).",
+    )
+    raw_compression_level: int = _setting(
+        3,
+        "zstd level raw events are compressed at (1-22). With a trained dictionary level 3 "
+        "keeps a 2,000-byte Learn event in about 180 bytes at 6 µs; 19 saves 10% more at 1 ms.",
+    )
+    raw_dictionary_bytes: int = _setting(
+        65_536,
+        "Size of each zstd dictionary trained on the store's own events, in bytes.",
+    )
+    raw_dictionary_train_events: int = _setting(
+        5_000,
+        "Events a writer compresses before it trains its first dictionary, and the window over "
+        "which it measures whether the dictionary still fits the events arriving.",
+    )
+    raw_dictionary_retrain_percent: int = _setting(
+        125,
+        "A new dictionary is trained when a window's compressed size reaches this percentage "
+        "of what the dictionary achieved on the events it was trained on.",
     )
     db_pool_size: int = _setting(
         4, "PostgreSQL connections per process for reads (the writer holds its own)."
@@ -230,6 +250,8 @@ def _validate(settings: Settings) -> None:
         "writer_batch_events",
         "retry_after_s",
         "db_pool_size",
+        "raw_dictionary_bytes",
+        "raw_dictionary_train_events",
         "write_lock_timeout_ms",
         "sqlite_writer_cache_mib",
         "default_page_events",
@@ -254,6 +276,16 @@ def _validate(settings: Settings) -> None:
             "setting 'max_items_per_envelope' cannot exceed 'writer_queue_events': "
             "a full envelope must fit in the writer queue",
             field="max_items_per_envelope",
+        )
+    if not 1 <= settings.raw_compression_level <= MAX_ZSTD_LEVEL:
+        raise ConfigurationError(
+            f"setting 'raw_compression_level' must be between 1 and {MAX_ZSTD_LEVEL}",
+            field="raw_compression_level",
+        )
+    if settings.raw_dictionary_retrain_percent <= 100:
+        raise ConfigurationError(
+            "setting 'raw_dictionary_retrain_percent' must be above 100",
+            field="raw_dictionary_retrain_percent",
         )
     if settings.max_nesting_depth > MAX_PARSER_DEPTH:
         raise ConfigurationError(

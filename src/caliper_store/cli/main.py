@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,13 @@ from caliper_store.config import (
     SETTING_FIELDS,
     export_to_environment,
 )
-from caliper_store.storage import open_store
+from caliper_store.storage import (
+    DEFAULT_BATCH_EVENTS,
+    convert_plain_raw,
+    open_store,
+    plan_conversion,
+    storage_usage,
+)
 
 
 @click.group()
@@ -98,30 +106,75 @@ def serve(ctx: click.Context, /, **flags: object) -> None:
 
 @main.command()
 @database_option
+@click.option(
+    "--batch-events",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_EVENTS,
+    show_default=True,
+    help="Events converted in one transaction.",
+)
+@click.option(
+    "--vacuum/--no-vacuum",
+    default=True,
+    show_default=True,
+    help="Give the space of converted rows back to the file system (VACUUM) when done.",
+)
 @click.pass_context
 @friendly_errors
-def migrate(ctx: click.Context, database: str | None) -> None:
-    """Bring the database schema to the current version."""
+def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum: bool) -> None:
+    """Bring the schema to the current version, then convert stored events to its layout.
+
+    The conversion (raw JSON compressed with a trained dictionary) runs in batches, each its
+    own transaction: stop it at any moment and run it again to go on where it stopped. The
+    server can run meanwhile.
+    """
     settings = settings_of(ctx, database_url=database)
     store = open_store(settings)
     try:
         _, revision = store.schema_state()
         store.migrate()
         after, head = store.schema_state()
+        click.echo(f"schema: {revision or 'empty'} -> {head} ({after.value})")
+        plan = plan_conversion(store)
+        if plan.plain_events == 0:
+            return
+        started = time.monotonic()
+        with click.progressbar(
+            length=plan.plain_events,
+            label=f"compressing raw events (dictionary {plan.dictionary_id})",
+            show_eta=True,
+            show_pos=True,
+            file=sys.stderr,
+        ) as progress:
+            for converted in convert_plain_raw(store, plan, batch_events=batch_events):
+                progress.update(converted)
+        click.echo(f"converted {plan.plain_events} events in {time.monotonic() - started:.1f} s")
+        if vacuum:
+            began = time.monotonic()
+            store.reclaim_space()
+            click.echo(f"space reclaimed (VACUUM) in {time.monotonic() - began:.1f} s")
     finally:
         store.close()
-    click.echo(f"schema: {revision or 'empty'} -> {head} ({after.value})")
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--storage",
+    "with_storage",
+    is_flag=True,
+    help="Also bytes on disk per event (table and indexes), compression ratio, dictionaries. "
+    "Reads every page: seconds on a large store.",
+)
 @database_option
 @click.pass_context
 @friendly_errors
-def stats(ctx: click.Context, as_json: bool, database: str | None) -> None:
+def stats(ctx: click.Context, as_json: bool, with_storage: bool, database: str | None) -> None:
     """What is stored: events by type and action, quarantine by reason, per key."""
     with store_of(ctx, database) as store:
         figures = store.stats()
+        if with_storage:
+            figures["storage"] = storage_usage(store)
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
@@ -145,3 +198,49 @@ def stats(ctx: click.Context, as_json: bool, database: str | None) -> None:
                 f"  {row['key_id']:>4}  {row['prefix']}…  events {row['events']}  "
                 f"duplicates {row['duplicates']}  quarantined {row['quarantined']}  {row['label']}"
             )
+    if with_storage:
+        _echo_storage(figures["storage"])
+
+
+def _echo_storage(usage: dict[str, Any]) -> None:
+    per_event = usage["per_event"]
+    click.echo(
+        f"\nstorage ({usage['backend']}): {usage['database_bytes']:,} bytes, "
+        f"{per_event['everything']} per event (events table {per_event['events_table']}, "
+        f"their indexes {per_event['event_indexes']}"
+        + (
+            f", event_ids {per_event['event_ids_table']}"
+            if per_event["event_ids_table"] is not None
+            else ""
+        )
+        + f"); write-ahead log {usage['wal_bytes']:,} bytes"
+    )
+    for relation in usage["relations"]:
+        if relation["bytes"]:
+            click.echo(
+                f"  {relation['bytes']:>14,}  {relation['per_event'] or '':>8}  "
+                f"{relation['kind']:<5}  {relation['name']}"
+            )
+    compression = usage["compression"]
+    if compression["ratio"] is not None:
+        click.echo(
+            f"\nraw events: {compression['ratio']:.1%} of their size on the newest "
+            f"{compression['sampled_events']:,} ({compression['raw_bytes']:,} bytes to "
+            f"{compression['stored_bytes']:,})"
+        )
+    if compression["plain_events"]:
+        click.echo(
+            f"{compression['plain_events']:,} events still plain: run `caliper-store migrate`"
+        )
+    click.echo("\ndictionaries")
+    for dictionary in usage["dictionaries"]:
+        trained = dictionary["trained_ratio"]
+        click.echo(
+            f"  {dictionary['id']:>4}  {dictionary['events']:>12,} events  "
+            + (
+                f"{dictionary['bytes']:,} bytes, {trained:.1%} on its samples, "
+                f"{dictionary['created_at']}"
+                if trained is not None
+                else "(zstd without a dictionary)"
+            )
+        )

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from caliper_store.storage.base import Store
+from caliper_store.storage.convert import (
+    DEFAULT_BATCH_EVENTS,
+    ConversionPlan,
+    convert_plain_raw,
+    plain_event_count,
+    plan_conversion,
+)
 from caliper_store.storage.dedup import content_hash
 from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
 from caliper_store.storage.migrate import SchemaState
@@ -21,10 +28,13 @@ from caliper_store.storage.records import (
     event_verdict,
 )
 from caliper_store.storage.schema import utc_text
+from caliper_store.storage.usage import storage_usage
 from caliper_store.storage.writer import GroupCommitWriter, commit_batch
 
 __all__ = [
+    "DEFAULT_BATCH_EVENTS",
     "ApiKey",
+    "ConversionPlan",
     "EntityRow",
     "EventRow",
     "GroupCommitWriter",
@@ -41,8 +51,12 @@ __all__ = [
     "commit_batch",
     "conflict_reason",
     "content_hash",
+    "convert_plain_raw",
     "event_verdict",
     "hash_key",
     "open_store",
+    "plain_event_count",
+    "plan_conversion",
+    "storage_usage",
     "utc_text",
 ]

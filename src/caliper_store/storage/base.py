@@ -10,18 +10,27 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, func, select
 
 from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import migrate
+from caliper_store.storage.compression import CompressionSettings, Dictionary, RawCodec
 from caliper_store.storage.keys import KeyRegistry
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.records import WriteRequest
-from caliper_store.storage.schema import api_keys, entities, events, quarantine, receipts
+from caliper_store.storage.schema import (
+    api_keys,
+    entities,
+    events,
+    quarantine,
+    receipts,
+    utc_text,
+)
 from caliper_store.storage.search import EventReader, QuarantineDesk
+from caliper_store.storage.usage import RelationSize
 
 
 class WriteTransaction(Protocol):
@@ -70,17 +79,35 @@ class WriteTransaction(Protocol):
         Rows are ``(quarantine_id, status, actor, at, outcome, event_id, note)``.
         """
 
+    def newest_dictionary_id(self) -> int:
+        """The highest raw dictionary id stored, or 0 (see storage/compression.py)."""
+
+    def dictionary_content(self, dictionary_id: int) -> bytes:
+        """The content of one stored raw dictionary."""
+
+    def insert_dictionary(self, dictionary: Dictionary, created_at: str) -> int:
+        """Store a raw dictionary, in this transaction, and return its id."""
+
 
 class Store(ABC):
     """A database holding events, entities, quarantine, receipts and keys."""
 
     backend: str
 
-    def __init__(self, engine: Engine, *, retry_after_s: int, query_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retry_after_s: int,
+        query_timeout_ms: int,
+        compression: CompressionSettings,
+    ) -> None:
         self.engine = engine
         self.query_timeout_ms = query_timeout_ms
         self.keys = KeyRegistry(engine, retry_after_s=retry_after_s)
-        self.events = EventReader(engine, time_limit=self.time_limit)
+        # Compresses the raw events this process writes; decodes every raw event it reads.
+        self.raw_codec = RawCodec(compression, now=lambda: utc_text(datetime.now(UTC)))
+        self.events = EventReader(engine, codec=self.raw_codec, time_limit=self.time_limit)
         self.quarantine = QuarantineDesk(engine, time_limit=self.time_limit)
 
     @abstractmethod
@@ -133,6 +160,14 @@ class Store(ABC):
             )
         elif state is SchemaState.EMPTY:
             raise SchemaOutOfDate("the database has no schema: run `caliper-store migrate` first")
+
+    @abstractmethod
+    def reclaim_space(self) -> None:
+        """Give the space of rewritten rows back (after a conversion): VACUUM, in each's way."""
+
+    @abstractmethod
+    def relation_sizes(self) -> list[RelationSize]:
+        """Bytes on disk of every table and index of the store (``stats --storage``)."""
 
     @abstractmethod
     def check_ready(self) -> None:

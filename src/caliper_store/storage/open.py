@@ -5,6 +5,17 @@ from __future__ import annotations
 from caliper_store.config import Settings
 from caliper_store.errors import ConfigurationError
 from caliper_store.storage.base import Store
+from caliper_store.storage.compression import CompressionSettings
+
+
+def compression_settings(settings: Settings) -> CompressionSettings:
+    """How this store compresses raw events, from its named settings."""
+    return CompressionSettings(
+        level=settings.raw_compression_level,
+        dictionary_bytes=settings.raw_dictionary_bytes,
+        train_events=settings.raw_dictionary_train_events,
+        retrain_ratio=settings.raw_dictionary_retrain_percent / 100,
+    )
 
 
 def open_store(settings: Settings) -> Store:
@@ -25,6 +36,7 @@ def open_store(settings: Settings) -> Store:
                 writer_cache_mib=settings.sqlite_writer_cache_mib,
                 retry_after_s=settings.retry_after_s,
                 query_timeout_ms=settings.query_timeout_ms,
+                compression=compression_settings(settings),
             )
         except ValueError as error:
             raise ConfigurationError(str(error), field="database_url") from error
@@ -42,5 +54,6 @@ def open_store(settings: Settings) -> Store:
             lock_timeout_ms=settings.write_lock_timeout_ms,
             retry_after_s=settings.retry_after_s,
             query_timeout_ms=settings.query_timeout_ms,
+            compression=compression_settings(settings),
         )
     raise ConfigurationError(f"unknown database URL scheme in {url.split(':', 1)[0]!r}")

@@ -21,9 +21,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from caliper_store.storage.base import Store
+from caliper_store.storage.compression import CompressionSettings, Dictionary
 from caliper_store.storage.records import EventRow, WriteRequest
 from caliper_store.storage.schema import EVENT_COLUMNS
 from caliper_store.storage.search import query_timeout
+from caliper_store.storage.usage import RelationSize
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +51,26 @@ _EVENT_COPY_TYPES = [
         "group_key": "int8",
         "event_time": "timestamptz",
         "received_at": "timestamptz",
+        "raw_zstd": "bytea",
+        "raw_dictionary": "int4",
     }.get(name, "text")
     for name in EVENT_COLUMNS
 ]
+# Each table and index of the current schema, a partitioned one summed over its partitions.
+_RELATION_SIZES = """
+SELECT t.relname, t.relname, 'table',
+       (SELECT sum(pg_table_size(p.relid)) FROM pg_partition_tree(t.oid::regclass) p)
+FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = current_schema() AND t.relkind IN ('r', 'p') AND NOT t.relispartition
+UNION ALL
+SELECT i.relname, t.relname, 'index',
+       (SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree(i.oid::regclass) p)
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = current_schema() AND NOT t.relispartition
+"""
 _COPY_RECEIPTS = (
     "COPY receipts (id, api_key_id, sensor, send_time, data_version, is_envelope, received_at, "
     "body_bytes, item_count, stored_count, duplicate_count, quarantined_count) FROM STDIN"
@@ -183,6 +202,34 @@ class _PostgresWriteTransaction:
             rows,
         )
 
+    def newest_dictionary_id(self) -> int:
+        self._cursor.execute("SELECT coalesce(max(id), 0) FROM raw_dictionaries")
+        row = self._cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def dictionary_content(self, dictionary_id: int) -> bytes:
+        self._cursor.execute("SELECT content FROM raw_dictionaries WHERE id = %s", (dictionary_id,))
+        row = self._cursor.fetchone()
+        assert row is not None, f"raw dictionary {dictionary_id} is not stored"
+        return bytes(row[0])
+
+    def insert_dictionary(self, dictionary: Dictionary, created_at: str) -> int:
+        self._cursor.execute(
+            "INSERT INTO raw_dictionaries (created_at, level, sample_events, sample_bytes, "
+            "compressed_bytes, content) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                created_at,
+                dictionary.level,
+                dictionary.sample_events,
+                dictionary.sample_bytes,
+                dictionary.compressed_bytes,
+                dictionary.content,
+            ),
+        )
+        row = self._cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
     def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         self._cursor.execute(
             "UPDATE api_keys SET last_used_at = %s WHERE id = ANY(%s) "
@@ -204,6 +251,7 @@ class PostgresStore(Store):
         lock_timeout_ms: int,
         retry_after_s: int,
         query_timeout_ms: int,
+        compression: CompressionSettings,
     ) -> None:
         url = make_url(database_url).set(drivername="postgresql+psycopg")
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -213,7 +261,12 @@ class PostgresStore(Store):
             pool_pre_ping=True,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
         )
-        super().__init__(engine, retry_after_s=retry_after_s, query_timeout_ms=query_timeout_ms)
+        super().__init__(
+            engine,
+            retry_after_s=retry_after_s,
+            query_timeout_ms=query_timeout_ms,
+            compression=compression,
+        )
         self._lock_timeout_ms = lock_timeout_ms
         self._writer_connection: psycopg.Connection[Any] | None = None
         self._known_months: set[tuple[int, int]] | None = None
@@ -311,6 +364,20 @@ class PostgresStore(Store):
             months.append((year, month))
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         self.ensure_partitions(months)
+
+    def relation_sizes(self) -> list[RelationSize]:
+        """Every table (with TOAST) and index of the schema, summed over partitions."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(text(_RELATION_SIZES)).all()
+        return [RelationSize(row[0], row[1], row[2], int(row[3] or 0)) for row in rows]
+
+    def reclaim_space(self) -> None:
+        """VACUUM (ANALYZE) events: the old row versions' space becomes reusable at once.
+
+        The files shrink only under VACUUM FULL, which locks the table: left to the operator.
+        """
+        with psycopg.connect(self._conninfo, autocommit=True) as connection:
+            connection.execute("VACUUM (ANALYZE) events")
 
     def check_ready(self) -> None:
         """The server answers, is not a read-only replica, and can start a write transaction."""

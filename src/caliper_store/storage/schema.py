@@ -19,6 +19,7 @@ from sqlalchemy import (
     Column,
     Dialect,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -191,11 +192,31 @@ events = Table(
     Column("is_extension", Boolean, nullable=False),
     Column("event_time", UtcMicros, nullable=False),
     Column("received_at", UtcMicros, nullable=False),
+    # The JSON as sent, for rows from before revision 0005 not yet converted; '' once it is
+    # kept compressed in raw_zstd (the column stays NOT NULL: SQLite cannot relax that in place).
     Column("raw", Text, nullable=False),
     # 64-bit hashes of the long IRIs: the filter indexes are built on these (see iri_key).
     Column("actor_key", BigInteger),
     Column("object_key", BigInteger),
     Column("group_key", BigInteger),
+    # The raw JSON as a zstd frame, and the raw_dictionaries row it was compressed with
+    # (0: zstd without a dictionary; NULL: the JSON is still plain text in raw). See
+    # storage/compression.py.
+    Column("raw_zstd", LargeBinary),
+    Column("raw_dictionary", Integer),
+)
+
+# zstd dictionaries trained on the store's own events; never deleted while a row names one.
+raw_dictionaries = Table(
+    "raw_dictionaries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", UtcTime, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("sample_events", Integer, nullable=False),
+    Column("sample_bytes", BigInteger, nullable=False),
+    Column("compressed_bytes", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=False),
 )
 
 entities = Table(

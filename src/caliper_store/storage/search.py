@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from caliper_store.errors import QueryTimeout, StorageUnavailable
+from caliper_store.storage.compression import RawCodec
 from caliper_store.storage.schema import (
     events,
     iri_key,
@@ -289,18 +290,25 @@ class EventBatch:
     is_cut: bool
 
 
+# The columns a raw event is kept in, plain or compressed (see storage/compression.py).
+RAW_COLUMNS = ("raw", "raw_zstd", "raw_dictionary")
+
+
 def _record_query(*, with_raw: bool) -> Select[Any]:
     columns = [events.c[name] for name in RECORD_COLUMNS]
     if with_raw:
-        columns.append(events.c.raw)
+        columns.extend(events.c[name] for name in RAW_COLUMNS)
     return select(*columns)
 
 
-def _record(row: Sequence[Any]) -> EventRecord:
-    values = list(row)
+def _record(row: Sequence[Any], codec: RawCodec, connection: Connection) -> EventRecord:
+    values = list(row[: len(RECORD_COLUMNS)])
     # Booleans come back as 0/1 from SQLite.
     values[17] = bool(values[17])
     values[18] = bool(values[18])
+    if len(row) > len(RECORD_COLUMNS):
+        plain, frame, dictionary_id = row[len(RECORD_COLUMNS) :]
+        values.append(codec.decode(connection, plain, frame, dictionary_id))
     return EventRecord(*values)
 
 
@@ -308,6 +316,7 @@ def search_events(
     connection: Connection,
     conditions: Sequence[Condition],
     *,
+    codec: RawCodec,
     after: Position | None,
     is_descending: bool,
     limit: int,
@@ -332,13 +341,14 @@ def search_events(
         by=by,
     )
     if not with_raw or max_raw_bytes is None:
-        return EventBatch([_record(row) for row in connection.execute(query)], is_cut=False)
+        rows = connection.execute(query)
+        return EventBatch([_record(row, codec, connection) for row in rows], is_cut=False)
     records: list[EventRecord] = []
     held_bytes = 0
     streamed = connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
     with streamed.execute(query) as rows:
         for row in rows:
-            record = _record(row)
+            record = _record(row, codec, connection)
             records.append(record)
             held_bytes += len(record.raw or "")
             if held_bytes > max_raw_bytes and len(records) < limit:
@@ -371,6 +381,7 @@ def iter_event_batches(
     engine: Engine,
     conditions: Sequence[Condition],
     *,
+    codec: RawCodec,
     batch_events: int,
     with_raw: bool,
     is_descending: bool = False,
@@ -390,6 +401,7 @@ def iter_event_batches(
             batch = search_events(
                 connection,
                 conditions,
+                codec=codec,
                 after=position,
                 is_descending=is_descending,
                 limit=batch_events,
@@ -431,7 +443,7 @@ def _receipt(connection: Connection, receipt_id: int) -> ReceiptRecord | None:
 
 
 def get_event(
-    connection: Connection, event_id: str
+    connection: Connection, event_id: str, codec: RawCodec
 ) -> tuple[EventRecord, ReceiptRecord | None] | None:
     """One event by id, raw included, with the receipt of the request that brought it."""
     row = connection.execute(
@@ -439,7 +451,7 @@ def get_event(
     ).first()
     if row is None:
         return None
-    record = _record(row)
+    record = _record(row, codec, connection)
     return record, _receipt(connection, record.receipt_id)
 
 
@@ -620,7 +632,19 @@ class EventReader(_Reader):
 
     Every read that fails in the database raises StorageUnavailable (see ``_reading``); every
     read (each export batch apart) runs under ``time_limit`` and raises QueryTimeout past it.
+    Raw events come back exactly as sent, whatever form they are kept in (``codec``).
     """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        codec: RawCodec,
+        time_limit: TimeLimit = no_time_limit,
+        retry_after_s: int = READ_RETRY_AFTER_S,
+    ) -> None:
+        super().__init__(engine, time_limit=time_limit, retry_after_s=retry_after_s)
+        self._codec = codec
 
     def page(
         self,
@@ -638,6 +662,7 @@ class EventReader(_Reader):
             return search_events(
                 connection,
                 conditions,
+                codec=self._codec,
                 after=after,
                 is_descending=is_descending,
                 limit=limit,
@@ -659,6 +684,7 @@ class EventReader(_Reader):
         found = iter_event_batches(
             self._engine,
             conditions,
+            codec=self._codec,
             batch_events=batch_events,
             with_raw=with_raw,
             by=by,
@@ -680,7 +706,7 @@ class EventReader(_Reader):
     def get(self, event_id: str) -> tuple[EventRecord, ReceiptRecord | None] | None:
         """One event with its receipt, or None."""
         with self._connection("an event") as connection:
-            return get_event(connection, event_id)
+            return get_event(connection, event_id, self._codec)
 
 
 class QuarantineDesk(_Reader):

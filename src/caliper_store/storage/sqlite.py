@@ -24,8 +24,10 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
 from caliper_store.storage.base import Store
+from caliper_store.storage.compression import CompressionSettings, Dictionary
 from caliper_store.storage.schema import EVENT_COLUMNS, utc_micros
 from caliper_store.storage.search import query_timeout
+from caliper_store.storage.usage import RelationSize
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +244,31 @@ class _SqliteWriteTransaction:
         )
         _insert_rows(self._connection, _INSERT_AUDIT, rows)
 
+    def newest_dictionary_id(self) -> int:
+        row = self._connection.execute("SELECT coalesce(max(id), 0) FROM raw_dictionaries")
+        return int(row.fetchone()[0])
+
+    def dictionary_content(self, dictionary_id: int) -> bytes:
+        row = self._connection.execute(
+            "SELECT content FROM raw_dictionaries WHERE id = ?", (dictionary_id,)
+        ).fetchone()
+        return bytes(row[0])
+
+    def insert_dictionary(self, dictionary: Dictionary, created_at: str) -> int:
+        cursor = self._connection.execute(
+            "INSERT INTO raw_dictionaries (created_at, level, sample_events, sample_bytes, "
+            "compressed_bytes, content) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                created_at,
+                dictionary.level,
+                dictionary.sample_events,
+                dictionary.sample_bytes,
+                dictionary.compressed_bytes,
+                dictionary.content,
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
 
 class _WriterLock:
     """Hands the write lock from one server process to the next without SQLite's long sleeps.
@@ -337,6 +364,7 @@ class SqliteStore(Store):
         busy_timeout_ms: int,
         retry_after_s: int,
         query_timeout_ms: int,
+        compression: CompressionSettings,
         writer_cache_mib: int = 64,
     ) -> None:
         self.path = sqlite_path(database_url)
@@ -345,7 +373,12 @@ class SqliteStore(Store):
         self._writer_cache_mib = writer_cache_mib
         engine = create_engine(f"sqlite:///{self.path}")
         event.listen(engine, "connect", self._on_connect)
-        super().__init__(engine, retry_after_s=retry_after_s, query_timeout_ms=query_timeout_ms)
+        super().__init__(
+            engine,
+            retry_after_s=retry_after_s,
+            query_timeout_ms=query_timeout_ms,
+            compression=compression,
+        )
         self._writer_connection: sqlite3.Connection | None = None
         self._writer_lock = _WriterLock(
             self.path.with_name(self.path.name + WRITER_LOCK_SUFFIX), timeout_ms=busy_timeout_ms
@@ -423,6 +456,44 @@ class SqliteStore(Store):
             raise
         finally:
             reader.set_progress_handler(None, 0)
+
+    def relation_sizes(self) -> list[RelationSize]:
+        """Pages of each table and index (``dbstat``), the free pages and the WAL file."""
+        connection = self._connect()
+        try:
+            rows = connection.execute(
+                "SELECT s.name, coalesce(m.tbl_name, s.name), coalesce(m.type, 'table'), "
+                "sum(s.pgsize) FROM dbstat s LEFT JOIN sqlite_master m ON m.name = s.name "
+                "GROUP BY s.name"
+            ).fetchall()
+            page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+            free_pages = connection.execute("PRAGMA freelist_count").fetchone()[0]
+        finally:
+            connection.close()
+        sizes = [
+            RelationSize(name, table, "index" if kind == "index" else "table", int(size))
+            for name, table, kind, size in rows
+        ]
+        sizes.append(RelationSize("free pages", "", "free", int(page_size) * int(free_pages)))
+        wal = self.path.with_name(self.path.name + "-wal")
+        sizes.append(
+            RelationSize("write-ahead log", "", "wal", wal.stat().st_size if wal.exists() else 0)
+        )
+        return sizes
+
+    def reclaim_space(self) -> None:
+        """Checkpoint the WAL, then VACUUM: SQLite reuses freed pages but never shrinks by itself.
+
+        VACUUM holds the write lock throughout: the server's ingest waits (and answers 503 past
+        write_lock_timeout_ms) meanwhile.
+        """
+        connection = self._connect()
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            connection.execute("VACUUM")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            connection.close()
 
     def check_ready(self) -> None:
         """Take and release the write lock on a connection of its own."""

@@ -32,6 +32,7 @@ from caliper_store.errors import (
     Unauthorized,
 )
 from caliper_store.storage.base import Store, WriteTransaction
+from caliper_store.storage.compression import Encoder
 from caliper_store.storage.records import (
     EntityRow,
     EventRow,
@@ -59,8 +60,10 @@ def _minus_seconds(moment: str, seconds: int) -> str:
 Outcome = Receipt | CaliperStoreError
 
 
-def _event_values(row: EventRow, request: WriteRequest, receipt_id: int) -> tuple[Any, ...]:
-    # Order of storage.schema.EVENT_COLUMNS.
+def _event_values(
+    row: EventRow, request: WriteRequest, receipt_id: int, encoder: Encoder
+) -> tuple[Any, ...]:
+    # Order of storage.schema.EVENT_COLUMNS; the raw JSON goes in compressed (raw is '').
     return (
         row.event_id,
         row.has_derived_id,
@@ -83,10 +86,12 @@ def _event_values(row: EventRow, request: WriteRequest, receipt_id: int) -> tupl
         row.is_extension,
         row.event_time,
         request.received_at,
-        row.raw,
+        "",
         iri_key(row.actor_id),
         iri_key(row.object_id),
         iri_key(row.group_id),
+        encoder.encode(row.raw),
+        encoder.dictionary_id,
     )
 
 
@@ -203,7 +208,8 @@ def commit_batch(
             replay = requests[position].replay
             if replay is not None:
                 receipt_of[position] = replay.receipt_id
-        plan = _Plan()
+        encoder = store.raw_codec.begin(transaction)
+        plan = _Plan(encoder)
         for position in live:
             plan.add(requests[position], receipt_of[position], position)
         stored_events = transaction.insert_events(plan.event_values)
@@ -242,6 +248,7 @@ def commit_batch(
         if resolved:
             transaction.resolve_quarantine(resolved)
     touched.update(touched_now)  # only once committed
+    store.raw_codec.committed(encoder)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -263,6 +270,7 @@ def _resolution(replay: Replay, verdict: ItemVerdict) -> tuple[Any, ...]:
 class _Plan:
     """The rows of one group commit, and what to decide once the database has answered."""
 
+    encoder: Encoder
     event_values: list[tuple[Any, ...]] = field(default_factory=list)
     entity_values: list[tuple[Any, ...]] = field(default_factory=list)
     quarantine_values: list[tuple[Any, ...]] = field(default_factory=list)
@@ -279,7 +287,7 @@ class _Plan:
             if isinstance(item, EventRow):
                 if item.event_id not in self.first_hash:
                     self.first_hash[item.event_id] = item.content_hash
-                    self.event_values.append(_event_values(item, request, receipt_id))
+                    self.event_values.append(_event_values(item, request, receipt_id, self.encoder))
                     is_first = True
             elif isinstance(item, EntityRow):
                 key = (item.entity_id, item.content_hash)
