@@ -71,7 +71,7 @@ def test_rows_of_every_dictionary_version_read_back_exactly(
     for number in range(300):
         send(store, key, other_shape(number), sent)
     with store.engine.connect() as connection:
-        versions = Counter(
+        versions: Counter[int | None] = Counter(
             dict(
                 connection.execute(
                     select(events.c.raw_dictionary, func.count()).group_by(events.c.raw_dictionary)
@@ -120,9 +120,8 @@ def test_rows_of_every_dictionary_version_read_back_exactly(
         assert server.stop(), server.log()
 
 
-json_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40
-)  # orjson refuses lone surrogates, as JSON text must
+# orjson refuses lone surrogates, as JSON text must.
+json_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
 json_values = st.recursive(
     st.none()
     | st.booleans()
