@@ -13,8 +13,10 @@ trained on events of other seeds than most of those it compresses (a new templat
 It then measures the store (`stats --storage`: table, indexes, dictionaries, after a
 checkpoint), rewrites every row as plain JSON, as stores before revision 0005 kept them, and
 measures again; then converts them back with the conversion `caliper-store migrate` runs, and
-prints its time. On PostgreSQL it also prints what a bare `jsonb` table takes for the same
-events (no index), the form many event stores use.
+prints its time (with its own VACUUM). Before each measurement the tables are rewritten
+compactly (SQLite VACUUM, PostgreSQL VACUUM FULL), so the layouts are compared alike. On
+PostgreSQL it also prints what a bare `jsonb` table takes for the same events (no index), the
+form many event stores use.
 """
 
 from __future__ import annotations
@@ -108,20 +110,36 @@ def _make_plain(store: Store) -> None:
                 ),
                 plain,
             )
-    store.reclaim_space()
+    _compact(store)
+
+
+def _autocommit(store: Store, statement: str) -> None:
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(statement))
+
+
+def _compact(store: Store) -> None:
+    """Rewrite the tables compactly before measuring, so both layouts are measured alike.
+
+    SQLite: ``reclaim_space`` (VACUUM rebuilds the file). PostgreSQL: VACUUM FULL, since the
+    rewrite to plain rows leaves old row versions and index entries behind that plain VACUUM
+    only marks reusable.
+    """
+    if store.backend != "postgresql":
+        store.reclaim_space()
+        return
+    for table in ("events", "event_ids", "raw_dictionaries"):
+        _autocommit(store, f"VACUUM (FULL, ANALYZE) {table}")
 
 
 def _jsonb_bytes(store: Store) -> int:
-    with store.engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS bench_plain_jsonb"))
-        connection.execute(text("CREATE TABLE bench_plain_jsonb (event jsonb NOT NULL)"))
-        connection.execute(text("INSERT INTO bench_plain_jsonb SELECT raw::jsonb FROM events"))
+    _autocommit(store, "DROP TABLE IF EXISTS bench_plain_jsonb")
+    _autocommit(store, "CREATE TABLE bench_plain_jsonb (event jsonb NOT NULL)")
+    _autocommit(store, "INSERT INTO bench_plain_jsonb SELECT raw::jsonb FROM events")
+    _autocommit(store, "VACUUM bench_plain_jsonb")
     with store.engine.connect() as connection:
-        connection.execute(text("COMMIT"))
-        connection.execute(text("VACUUM bench_plain_jsonb"))
         size = connection.scalar(text("SELECT pg_total_relation_size('bench_plain_jsonb')"))
-        connection.execute(text("DROP TABLE bench_plain_jsonb"))
-        connection.execute(text("COMMIT"))
+    _autocommit(store, "DROP TABLE bench_plain_jsonb")
     return int(size or 0)
 
 
@@ -154,7 +172,7 @@ def main() -> None:
         print(f"{args.scenario}: {args.events:,} events into {store.backend}")
         spent = _ingest(store, args.scenario, args.events)
         print(f"  ingested through commit_batch in {spent:.1f} s")
-        store.reclaim_space()
+        _compact(store)
         compressed = storage_usage(store)
         new = _show("compressed (revision 0005)", compressed)
         ratio = compressed["compression"]["ratio"]
@@ -172,6 +190,7 @@ def main() -> None:
         began = time.perf_counter()
         store.reclaim_space()
         vacuum = time.perf_counter() - began
+        _compact(store)
         after = _show("plain, converted by migrate", storage_usage(store))
         print(
             f"  conversion: {converted:,} events in {converting:.1f} s "

@@ -165,3 +165,37 @@ def test_generated_events_read_back_exactly(extensions: list[dict[str, object]])
     finally:
         store.close()
         folder.cleanup()
+
+
+def test_a_process_that_adopts_a_stored_dictionary_still_retrains_when_events_drift(
+    sqlite_url: str,
+) -> None:
+    first = open_small_window(sqlite_url)
+    _, key = first.keys.create(label="sensor", now=NOW)
+    sent: dict[str, str] = {}
+    for body in generated_envelopes(200, seed=8):
+        send(first, key, body, sent)
+    trained_first = first.raw_codec.dictionary_id
+    first.close()
+    assert trained_first is not None
+    assert trained_first >= 1
+
+    # A new process (a restart, another worker) starts from the newest stored dictionary and
+    # knows what it achieved, so a drift away from it is seen.
+    second = open_small_window(sqlite_url)
+    try:
+        for number in range(200):
+            send(second, key, other_shape(number), sent)
+        assert second.raw_codec.dictionary_id is not None
+        assert second.raw_codec.dictionary_id > trained_first
+        with second.engine.connect() as connection:
+            used = set(connection.scalars(select(events.c.raw_dictionary).distinct()))
+        assert {trained_first, second.raw_codec.dictionary_id} <= used
+        exported = {
+            record.event_id: record.raw
+            for batch in second.events.batches([], batch_events=50, with_raw=True)
+            for record in batch
+        }
+        assert exported == sent
+    finally:
+        second.close()

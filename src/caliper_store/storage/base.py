@@ -17,7 +17,11 @@ from sqlalchemy import Connection, Engine, func, select
 
 from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import migrate
-from caliper_store.storage.compression import CompressionSettings, Dictionary, RawCodec
+from caliper_store.storage.compression import (
+    CompressionSettings,
+    DictionaryTransaction,
+    RawCodec,
+)
 from caliper_store.storage.keys import KeyRegistry
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.records import WriteRequest
@@ -33,8 +37,12 @@ from caliper_store.storage.search import EventReader, QuarantineDesk
 from caliper_store.storage.usage import RelationSize
 
 
-class WriteTransaction(Protocol):
-    """The SQL primitives the group-commit writer runs inside one transaction."""
+class WriteTransaction(DictionaryTransaction, Protocol):
+    """The SQL primitives the group-commit writer runs inside one transaction.
+
+    With those of :class:`DictionaryTransaction`, through which the raw codec stores the
+    dictionaries it trains in the transaction of the first rows compressed with them.
+    """
 
     def active_key_ids(self, key_ids: Collection[int]) -> set[int]:
         """The subset of ``key_ids`` whose key is active right now."""
@@ -78,15 +86,6 @@ class WriteTransaction(Protocol):
 
         Rows are ``(quarantine_id, status, actor, at, outcome, event_id, note)``.
         """
-
-    def newest_dictionary_id(self) -> int:
-        """The highest raw dictionary id stored, or 0 (see storage/compression.py)."""
-
-    def dictionary_content(self, dictionary_id: int) -> bytes:
-        """The content of one stored raw dictionary."""
-
-    def insert_dictionary(self, dictionary: Dictionary, created_at: str) -> int:
-        """Store a raw dictionary, in this transaction, and return its id."""
 
 
 class Store(ABC):

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import zstandard
@@ -61,14 +61,42 @@ class Dictionary:
         return self.compressed_bytes / max(self.sample_bytes, 1)
 
 
+# The columns of raw_dictionaries a Dictionary holds, in its field order (besides id and
+# created_at): the backends' SQL is written from them.
+DICTIONARY_FIELDS = tuple(item.name for item in fields(Dictionary))
+
+
+def dictionary_sql(placeholder: str) -> tuple[str, str]:
+    """The SELECT of one dictionary by id and the INSERT of one, in a driver's placeholders."""
+    columns = ", ".join(DICTIONARY_FIELDS)
+    marks = ", ".join([placeholder] * (len(DICTIONARY_FIELDS) + 1))
+    return (
+        f"SELECT {columns} FROM raw_dictionaries WHERE id = {placeholder}",
+        f"INSERT INTO raw_dictionaries (created_at, {columns}) VALUES ({marks})",
+    )
+
+
+def dictionary_from_row(row: Sequence[Any] | None) -> Dictionary:
+    """A Dictionary from a row of ``dictionary_sql``'s SELECT."""
+    if row is None:
+        raise LookupError("the raw dictionary a row names is not stored")
+    content, *figures = row
+    return Dictionary(bytes(content), *figures)
+
+
+def dictionary_values(dictionary: Dictionary, created_at: str) -> tuple[Any, ...]:
+    """The parameters of ``dictionary_sql``'s INSERT."""
+    return (created_at, *(getattr(dictionary, name) for name in DICTIONARY_FIELDS))
+
+
 class DictionaryTransaction(Protocol):
     """What the codec needs from the writer's transaction."""
 
     def newest_dictionary_id(self) -> int:
         """The highest dictionary id stored, or 0."""
 
-    def dictionary_content(self, dictionary_id: int) -> bytes:
-        """The content of one stored dictionary."""
+    def stored_dictionary(self, dictionary_id: int) -> Dictionary:
+        """One stored dictionary, with what it achieved on its samples."""
 
     def insert_dictionary(self, dictionary: Dictionary, created_at: str) -> int:
         """Store a dictionary and return its id."""
@@ -135,14 +163,14 @@ class Encoder:
 
     def __init__(self, dictionary_id: int, compressor: zstandard.ZstdCompressor) -> None:
         self.dictionary_id = dictionary_id
-        self._compressor = compressor
+        self.compressor = compressor
         self.window = _Window()
         self.sample_cap = 0
 
     def encode(self, raw: str) -> bytes:
         """The zstd frame of one raw event."""
         data = raw.encode("utf-8")
-        frame: bytes = self._compressor.compress(data)
+        frame: bytes = self.compressor.compress(data)
         self.window.add(data, len(frame), self.sample_cap)
         return frame
 
@@ -251,19 +279,16 @@ class RawCodec:
             self._compressor = compressor(None, self.settings.level)
             self._current_ratio = 1.0
             return
-        content = self._contents.get(dictionary_id)
-        if content is None:
-            content = transaction.dictionary_content(dictionary_id)
-            self._remember(dictionary_id, content)
+        stored = transaction.stored_dictionary(dictionary_id)
+        self._remember(dictionary_id, stored.content)
         self._current_id = dictionary_id
-        self._compressor = compressor(content, self.settings.level)
-        # Its ratio on this process's events is measured by the first window.
-        self._current_ratio = 1.0
+        self._compressor = compressor(stored.content, self.settings.level)
+        self._current_ratio = stored.ratio
         self._window = _Window()
 
     def _use(self, dictionary_id: int, dictionary: Dictionary, encoder: Encoder) -> None:
         self._current_id = dictionary_id
-        self._compressor = encoder._compressor
+        self._compressor = encoder.compressor
         self._current_ratio = dictionary.ratio
 
     def _remember(self, dictionary_id: int, content: bytes) -> None:

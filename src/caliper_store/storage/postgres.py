@@ -21,7 +21,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from caliper_store.storage.base import Store
-from caliper_store.storage.compression import CompressionSettings, Dictionary
+from caliper_store.storage.compression import (
+    CompressionSettings,
+    Dictionary,
+    dictionary_from_row,
+    dictionary_sql,
+    dictionary_values,
+)
 from caliper_store.storage.records import EventRow, WriteRequest
 from caliper_store.storage.schema import EVENT_COLUMNS
 from caliper_store.storage.search import query_timeout
@@ -56,15 +62,20 @@ _EVENT_COPY_TYPES = [
     }.get(name, "text")
     for name in EVENT_COLUMNS
 ]
-# Each table and index of the current schema, a partitioned one summed over its partitions.
+# Each table and index of the current schema, a partitioned one summed over its partitions
+# (pg_partition_tree lists nothing for a table that is not partitioned).
 _RELATION_SIZES = """
 SELECT t.relname, t.relname, 'table',
-       (SELECT sum(pg_table_size(p.relid)) FROM pg_partition_tree(t.oid::regclass) p)
+       CASE WHEN t.relkind = 'p'
+            THEN (SELECT sum(pg_table_size(p.relid)) FROM pg_partition_tree(t.oid::regclass) p)
+            ELSE pg_table_size(t.oid) END
 FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
 WHERE n.nspname = current_schema() AND t.relkind IN ('r', 'p') AND NOT t.relispartition
 UNION ALL
 SELECT i.relname, t.relname, 'index',
-       (SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree(i.oid::regclass) p)
+       CASE WHEN i.relkind = 'I'
+            THEN (SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree(i.oid::regclass) p)
+            ELSE pg_relation_size(i.oid) END
 FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
 JOIN pg_class t ON t.oid = x.indrelid
@@ -92,6 +103,9 @@ def _month_of(utc_text: str) -> tuple[int, int]:
 def partition_name(year: int, month: int) -> str:
     """``events_p2024_01``: one table per calendar month (UTC)."""
     return f"events_p{year:04d}_{month:02d}"
+
+
+_SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("%s")
 
 
 class _PostgresWriteTransaction:
@@ -207,25 +221,13 @@ class _PostgresWriteTransaction:
         row = self._cursor.fetchone()
         return int(row[0]) if row else 0
 
-    def dictionary_content(self, dictionary_id: int) -> bytes:
-        self._cursor.execute("SELECT content FROM raw_dictionaries WHERE id = %s", (dictionary_id,))
-        row = self._cursor.fetchone()
-        assert row is not None, f"raw dictionary {dictionary_id} is not stored"
-        return bytes(row[0])
+    def stored_dictionary(self, dictionary_id: int) -> Dictionary:
+        self._cursor.execute(_SELECT_DICTIONARY, (dictionary_id,))
+        return dictionary_from_row(self._cursor.fetchone())
 
     def insert_dictionary(self, dictionary: Dictionary, created_at: str) -> int:
-        self._cursor.execute(
-            "INSERT INTO raw_dictionaries (created_at, level, sample_events, sample_bytes, "
-            "compressed_bytes, content) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                created_at,
-                dictionary.level,
-                dictionary.sample_events,
-                dictionary.sample_bytes,
-                dictionary.compressed_bytes,
-                dictionary.content,
-            ),
-        )
+        values = dictionary_values(dictionary, created_at)
+        self._cursor.execute(_INSERT_DICTIONARY + " RETURNING id", values)
         row = self._cursor.fetchone()
         assert row is not None
         return int(row[0])

@@ -24,7 +24,13 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
 from caliper_store.storage.base import Store
-from caliper_store.storage.compression import CompressionSettings, Dictionary
+from caliper_store.storage.compression import (
+    CompressionSettings,
+    Dictionary,
+    dictionary_from_row,
+    dictionary_sql,
+    dictionary_values,
+)
 from caliper_store.storage.schema import EVENT_COLUMNS, utc_micros
 from caliper_store.storage.search import query_timeout
 from caliper_store.storage.usage import RelationSize
@@ -131,6 +137,9 @@ def with_micros_times(row: tuple[Any, ...]) -> tuple[Any, ...]:
     values[_EVENT_TIME] = utc_micros(values[_EVENT_TIME])
     values[_RECEIVED_AT] = utc_micros(values[_RECEIVED_AT])
     return tuple(values)
+
+
+_SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("?")
 
 
 class _SqliteWriteTransaction:
@@ -248,25 +257,13 @@ class _SqliteWriteTransaction:
         row = self._connection.execute("SELECT coalesce(max(id), 0) FROM raw_dictionaries")
         return int(row.fetchone()[0])
 
-    def dictionary_content(self, dictionary_id: int) -> bytes:
-        row = self._connection.execute(
-            "SELECT content FROM raw_dictionaries WHERE id = ?", (dictionary_id,)
-        ).fetchone()
-        return bytes(row[0])
+    def stored_dictionary(self, dictionary_id: int) -> Dictionary:
+        row = self._connection.execute(_SELECT_DICTIONARY, (dictionary_id,)).fetchone()
+        return dictionary_from_row(row)
 
     def insert_dictionary(self, dictionary: Dictionary, created_at: str) -> int:
-        cursor = self._connection.execute(
-            "INSERT INTO raw_dictionaries (created_at, level, sample_events, sample_bytes, "
-            "compressed_bytes, content) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                created_at,
-                dictionary.level,
-                dictionary.sample_events,
-                dictionary.sample_bytes,
-                dictionary.compressed_bytes,
-                dictionary.content,
-            ),
-        )
+        values = dictionary_values(dictionary, created_at)
+        cursor = self._connection.execute(_INSERT_DICTIONARY, values)
         return int(cursor.lastrowid or 0)
 
 
