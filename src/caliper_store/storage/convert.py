@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from caliper_store.errors import CaliperStoreError
 from caliper_store.storage.base import Store
 from caliper_store.storage.compression import (
+    DICTIONARY_FIELDS,
     compressor,
     decompressor,
     load_dictionary,
@@ -76,11 +77,7 @@ def plan_conversion(store: Store) -> ConversionPlan:
             insert(raw_dictionaries)
             .values(
                 created_at=utc_text(datetime.now(UTC)),
-                level=dictionary.level,
-                sample_events=dictionary.sample_events,
-                sample_bytes=dictionary.sample_bytes,
-                compressed_bytes=dictionary.compressed_bytes,
-                content=dictionary.content,
+                **{name: getattr(dictionary, name) for name in DICTIONARY_FIELDS},
             )
             .returning(raw_dictionaries.c.id)
         ).scalar_one()
