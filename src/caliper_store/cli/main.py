@@ -139,6 +139,7 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
         if plan.plain_events == 0:
             return
         started = time.monotonic()
+        done = 0
         with click.progressbar(
             length=plan.plain_events,
             label=f"compressing raw events (dictionary {plan.dictionary_id})",
@@ -148,7 +149,8 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
         ) as progress:
             for converted in convert_plain_raw(store, plan, batch_events=batch_events):
                 progress.update(converted)
-        click.echo(f"converted {plan.plain_events} events in {time.monotonic() - started:.1f} s")
+                done += converted
+        click.echo(f"converted {done} events in {time.monotonic() - started:.1f} s")
         if vacuum:
             began = time.monotonic()
             store.reclaim_space()
