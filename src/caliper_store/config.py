@@ -13,10 +13,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from caliper_store.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 ENV_PREFIX = "CALIPER_STORE_"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
@@ -195,6 +198,20 @@ class Settings:
 
 
 SETTING_FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in fields(Settings)}
+
+_Limits = TypeVar("_Limits", bound="DataclassInstance")
+
+
+def same_named(cls: type[_Limits], settings: Settings, **given: Any) -> _Limits:
+    """A dataclass of limits built from the settings of the same names (``given`` aside).
+
+    Each part of the code takes only the limits it enforces; naming its fields after the
+    settings means a new limit is added in two places, not three.
+    """
+    values = {
+        item.name: getattr(settings, item.name) for item in fields(cls) if item.name not in given
+    }
+    return cls(**values, **given)
 
 
 def redact_url(url: str) -> str:

@@ -35,6 +35,17 @@ def only_item(body: dict[str, Any], limits: IngestLimits) -> EventRow | Quaranti
     return item
 
 
+def assert_quarantined_only_when_over(
+    item: EventRow | QuarantineRow, *, is_over: bool, code: str
+) -> None:
+    """Over the limit: quarantined for ``code`` alone. At or under it: stored as an event."""
+    if is_over:
+        assert isinstance(item, QuarantineRow)
+        assert [reason.code for reason in item.reasons] == [code]
+    else:
+        assert isinstance(item, EventRow), item
+
+
 def nested(depth: int) -> dict[str, Any]:
     """A chain of ``depth`` objects."""
     value: dict[str, Any] = {}
@@ -60,11 +71,7 @@ def test_nesting_just_under_at_and_over_the_limit(limit: int, offset: int, where
     else:
         event[where] = chain
     item = only_item(envelope([event]), limits_of(max_nesting_depth=limit))
-    if depth > limit:
-        assert isinstance(item, QuarantineRow)
-        assert [reason.code for reason in item.reasons] == ["too_deep"]
-    else:
-        assert isinstance(item, EventRow), item
+    assert_quarantined_only_when_over(item, is_over=depth > limit, code="too_deep")
 
 
 @given(
@@ -83,11 +90,7 @@ def test_strings_just_under_at_and_over_the_limit(limit: int, offset: int, where
     else:
         event["extensions"] = {"note": [text]}
     item = only_item(envelope([event]), limits_of(max_string_chars=limit))
-    if offset > 0:
-        assert isinstance(item, QuarantineRow)
-        assert [reason.code for reason in item.reasons] == ["string_too_long"]
-    else:
-        assert isinstance(item, EventRow), item
+    assert_quarantined_only_when_over(item, is_over=offset > 0, code="string_too_long")
 
 
 @given(
@@ -101,11 +104,7 @@ def test_ids_just_under_at_and_over_the_limit(limit: int, offset: int, field: st
     value = "https://example.edu/" + "i" * (limit + offset - len("https://example.edu/"))
     event[field] = value if field == "id" else {"id": value, "type": "Entity"}
     item = only_item(envelope([event]), limits_of(max_id_chars=limit))
-    if offset > 0:
-        assert isinstance(item, QuarantineRow)
-        assert [reason.code for reason in item.reasons] == ["id_too_long"]
-    else:
-        assert isinstance(item, EventRow), item
+    assert_quarantined_only_when_over(item, is_over=offset > 0, code="id_too_long")
 
 
 @given(

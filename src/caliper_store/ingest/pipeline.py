@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from caliper_store.config import Settings
+from caliper_store.config import Settings, same_named
 from caliper_store.errors import MalformedEnvelope, PayloadTooLarge
 from caliper_store.ingest.codec import parse_json, parsed_memory_bound
 from caliper_store.ingest.envelope import Envelope, parse_envelope
@@ -37,16 +37,7 @@ class IngestLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestLimits:
         """Take the limits out of the settings."""
-        return cls(
-            max_body_bytes=settings.max_body_bytes,
-            max_items_per_envelope=settings.max_items_per_envelope,
-            max_request_memory_bytes=settings.max_request_memory_bytes,
-            items=ItemLimits(
-                max_nesting_depth=settings.max_nesting_depth,
-                max_string_chars=settings.max_string_chars,
-                max_id_chars=settings.max_id_chars,
-            ),
-        )
+        return same_named(cls, settings, items=same_named(ItemLimits, settings))
 
 
 @dataclass(frozen=True, slots=True)

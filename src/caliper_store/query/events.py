@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from caliper_store.config import Settings
+from caliper_store.config import Settings, same_named
 from caliper_store.errors import InvalidQuery
 from caliper_store.ingest import normalize_id
 from caliper_store.query.cursor import CURSOR_PARAM, ORDERS, Order, decode_cursor, encode_cursor
@@ -50,12 +50,7 @@ class QueryLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> QueryLimits:
         """Take the limits out of the settings."""
-        return cls(
-            default_page_events=settings.default_page_events,
-            max_page_events=settings.max_page_events,
-            max_filter_values=settings.max_filter_values,
-            max_read_bytes=settings.max_read_bytes,
-        )
+        return same_named(cls, settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from caliper_store.config import Settings
+from caliper_store.config import Settings, same_named
 from caliper_store.web.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 
 logger = logging.getLogger(__name__)
@@ -39,14 +39,7 @@ class ServerLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerLimits:
         """The protocol's share of the settings."""
-        return cls(
-            max_header_bytes=settings.max_header_bytes,
-            max_header_count=settings.max_header_count,
-            header_timeout_s=settings.header_timeout_s,
-            request_read_timeout_s=settings.request_read_timeout_s,
-            max_connections=settings.max_connections,
-            retry_after_s=settings.retry_after_s,
-        )
+        return same_named(cls, settings)
 
 
 class Refusal(Exception):
