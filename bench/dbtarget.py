@@ -42,7 +42,10 @@ def parse_database_url(url: str) -> DatabaseTarget:
 
 
 def count_events(target: DatabaseTarget) -> int:
-    """`SELECT count(*) FROM events`, read straight from the database; 0 before the table exists."""
+    """`SELECT count(*) FROM events`, read straight from the database; 0 before it exists.
+
+    On SQLite from revision 0006 `events` is a view over the segments; before, a table.
+    """
     if target.sqlite_path is not None:
         if not target.sqlite_path.exists():
             return 0
@@ -50,7 +53,7 @@ def count_events(target: DatabaseTarget) -> int:
         try:
             conn.execute("PRAGMA query_only = 1")
             has_table = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = 'events'"
             ).fetchone()
             if not has_table:
                 return 0

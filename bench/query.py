@@ -1,19 +1,15 @@
-"""Benchmark of getting data out: filtered pages over millions of events, export throughput,
-and what each query index costs at ingest.
+"""Benchmark of getting data out: filtered pages over millions of events, export throughput.
 
     python bench/query.py fill   --database sqlite:////tmp/q/10m.db --events 10000000
     python bench/query.py pages  --database sqlite:////tmp/q/10m.db
     python bench/query.py export --database sqlite:////tmp/q/10m.db --events 1000000
-    python bench/query.py index-cost --work-dir /tmp/q/cost --prefill 1000000
 
 `fill` writes generated Learn-like events (50,000 actors, 2,000 courses, a year of event
-times) straight into SQLite, dropping and rebuilding the secondary indexes around the load.
+times) through the store's own write transactions, 5,000 a commit, on either backend.
 `pages` times a page of 100 events for each filter through the real query code (median and
 worst of repeated runs, warm cache). `export` times each format over a filtered set.
-`index-cost` ingests Learn-style envelopes (bench/workload.py templates) through the real
-writer path, `prepare_request` then `commit_batch` (no HTTP, so other processes disturb it
-less), on a database pre-filled to `--prefill` events, once per index configuration, and
-prints events/s of each as a fraction of the configuration without any query index.
+(The `index-cost` command that chose revision 0002's indexes measured them on the single
+events table that revision 0006 split into segments; it is in the history before 0006.)
 """
 
 from __future__ import annotations
@@ -21,8 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
-import sqlite3
 import statistics
 import sys
 import time
@@ -36,9 +30,7 @@ import orjson
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import workload
 from caliper_store.config import Settings
-from caliper_store.ingest import IngestLimits, prepare_request
 from caliper_store.query import (
     ExportOptions,
     QueryLimits,
@@ -48,10 +40,8 @@ from caliper_store.query import (
     parse_format,
     search_page,
 )
-from caliper_store.storage import ApiKey, Store, commit_batch, open_store
-from caliper_store.storage.migrate import upgrade
+from caliper_store.storage import Store, open_store
 from caliper_store.storage.schema import EVENT_COLUMNS, iri_key
-from caliper_store.storage.sqlite import with_micros_times
 
 SITE = (
     "https://caliper-mapping.cloudbb.blackboard.com/v1/sites/54b54b42-dd02-42f8-88ed-07bd719bfb7c"
@@ -69,24 +59,6 @@ KINDS = (
     ("ForumEvent", "Subscribed", "Forum", 3),
     ("SessionEvent", "LoggedIn", "SoftwareApplication", 1),
 )
-# Every query index of revision 0002, by name, with the SQL that creates it (and, to compare,
-# the same indexes on the IRIs themselves rather than their 64-bit hashes).
-CANDIDATE_INDEXES: dict[str, str] = {
-    "actor": "CREATE INDEX ix_actor ON events (actor_key, event_time)",
-    "group": "CREATE INDEX ix_group ON events (group_key, event_time) WHERE group_key IS NOT NULL",
-    "object": "CREATE INDEX ix_object ON events (object_key, event_time)",
-    "actor_iri": "CREATE INDEX ix_actor_iri ON events (actor_id, event_time)",
-    "group_iri": "CREATE INDEX ix_group_iri ON events (group_id, event_time) "
-    "WHERE group_id IS NOT NULL",
-    "object_iri": "CREATE INDEX ix_object_iri ON events (object_id, event_time)",
-    "external_id": "CREATE INDEX ix_external ON events (actor_external_id, event_time) "
-    "WHERE actor_external_id IS NOT NULL",
-    "received_at": "CREATE INDEX ix_received ON events (received_at)",
-    "session": "CREATE INDEX ix_session ON events (session_id, event_time) "
-    "WHERE session_id IS NOT NULL",
-    "key": "CREATE INDEX ix_key ON events (api_key_id, event_time)",
-    "type": "CREATE INDEX ix_type ON events (event_type, event_time)",
-}
 
 
 def _utc(seconds: float) -> str:
@@ -155,7 +127,7 @@ def _rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
             "actor_key": iri_key(actor_id),
             "object_key": iri_key(object_id),
             "group_key": iri_key(group_id),
-            # Plain, as before revision 0005: `caliper-store migrate` compresses them.
+            # Compressed by fill() with the store's codec.
             "raw_zstd": None,
             "raw_dictionary": None,
         }
@@ -172,52 +144,41 @@ def _open(url: str) -> Store:
     return store
 
 
-def fill(url: str, events: int, seed: int, *, is_migrated: bool = True) -> None:
-    """Append generated events; secondary indexes are dropped during the load, then rebuilt."""
-    if is_migrated:
-        _open(url).close()
-    connection = sqlite3.connect(_sqlite_path(url), isolation_level=None)
-    connection.execute("PRAGMA synchronous = OFF")
-    connection.execute("PRAGMA cache_size = -1000000")
-    saved = connection.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
-        "AND sql IS NOT NULL"
-    ).fetchall()
-    # DROP INDEX also drops the index's planner statistics (seeded by revision 0002): keep them.
-    has_statistics = connection.execute(
-        "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
-    ).fetchone()
-    statistics_rows = (
-        connection.execute("SELECT tbl, idx, stat FROM sqlite_stat1").fetchall()
-        if has_statistics
-        else []
-    )
-    for name, _ in saved:
-        connection.execute(f"DROP INDEX {name}")
-    insert = (
-        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-        f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
-    )
+def fill(url: str, events: int, seed: int, *, commit_events: int = 5_000) -> None:
+    """Append generated events through the store's own write transactions.
+
+    The rows land as the writer lays them out (SQLite segments and id hashes, PostgreSQL
+    partitions and event_ids) with their raw JSON compressed by the store's codec, which
+    trains its dictionary on them; only parsing the requests is skipped.
+    """
+    store = _open(url)
+    ensure_partitions = getattr(store, "ensure_partitions", None)  # PostgreSQL's months of 2024
+    if ensure_partitions is not None:
+        ensure_partitions({(2024, month) for month in range(1, 13)})
+    raw_at = EVENT_COLUMNS.index("raw")
+    frame_at = EVENT_COLUMNS.index("raw_zstd")
+    dictionary_at = EVENT_COLUMNS.index("raw_dictionary")
+    rows = _rows(events, seed)
     started = time.perf_counter()
-    # The two times are integer microseconds on SQLite, converted as the writer does.
-    rows = (with_micros_times(row) for row in _rows(events, seed))
     done = 0
     while done < events:
-        chunk = [row for _, row in zip(range(50_000), rows, strict=False)]
-        connection.execute("BEGIN")
-        connection.executemany(insert, chunk)
-        connection.execute("COMMIT")
+        chunk = [row for _, row in zip(range(commit_events), rows, strict=False)]
+        with store.write_transaction() as transaction:
+            encoder = store.raw_codec.begin(transaction)
+            values = []
+            for row in chunk:
+                value = list(row)
+                value[frame_at] = encoder.encode(value[raw_at])
+                value[dictionary_at] = encoder.dictionary_id
+                value[raw_at] = ""
+                values.append(tuple(value))
+            transaction.insert_events(values)
+        store.raw_codec.committed(encoder)
         done += len(chunk)
         print(f"\r{done:,} events ({done / (time.perf_counter() - started):,.0f}/s)", end="")
-    print()
-    for name, sql in saved:
-        began = time.perf_counter()
-        connection.execute(sql)
-        print(f"index {name}: rebuilt in {time.perf_counter() - began:.1f} s")
-    if has_statistics:
-        connection.execute("DELETE FROM sqlite_stat1")
-        connection.executemany("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", statistics_rows)
-    connection.close()
+    print(f"\nfilled {done:,} events in {time.perf_counter() - started:,.0f} s")
+    store.raw_codec.join_training(timeout_s=60)
+    store.close()
 
 
 def _pick(store: Store, column: str, rank: int) -> str:
@@ -331,79 +292,6 @@ def export(url: str, events: int) -> None:
     store.close()
 
 
-def _learn_requests(count: int, key: ApiKey, source: workload.EnvelopeSource) -> list[Any]:
-    limits = IngestLimits.from_settings(Settings())
-    requests = []
-    for _ in range(count):
-        pieces, _, _ = source.next_body()
-        requests.append(
-            prepare_request(
-                b"".join(pieces), key=key, limits=limits, received_at=_utc(time.time())
-            ).request
-        )
-    return requests
-
-
-def _add_indexes(database: Path, config: str) -> None:
-    if config == "none":
-        names: list[str] = []
-    elif config == "all":
-        names = list(CANDIDATE_INDEXES)
-    else:
-        names = config.split("+")
-    db = sqlite3.connect(database)
-    for name in names:
-        db.execute(CANDIDATE_INDEXES[name])
-    db.close()
-
-
-def index_cost(work_dir: Path, prefill: int, events: int, rounds: int, configs: list[str]) -> None:
-    """Ingest rate through prepare_request + commit_batch for each set of query indexes."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    template = work_dir / "template.db"
-    if not template.exists():
-        store = open_store(Settings(database_url=f"sqlite:///{template}"))
-        with store.engine.connect() as connection:
-            upgrade(connection)
-        store.close()
-        # The head schema without its query indexes: each configuration adds its own.
-        template_db = sqlite3.connect(template)
-        for (name,) in template_db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
-            "AND sql IS NOT NULL AND name NOT IN ('events_event_id', 'events_event_time')"
-        ).fetchall():
-            template_db.execute(f"DROP INDEX {name}")
-        template_db.close()
-        fill(f"sqlite:///{template}", prefill, seed=7, is_migrated=False)
-    scenario = workload.build_scenario("learn")
-    ids = workload.IdSource()
-    results: dict[str, list[float]] = {name: [] for name in configs}
-    for round_number in range(rounds):
-        for config in configs:
-            database = work_dir / f"{config}.db"
-            shutil.copyfile(template, database)
-            _add_indexes(database, config)
-            store = open_store(Settings(database_url=f"sqlite:///{database}"))
-            _, record = store.keys.create(label="bench", now=_utc(time.time()))
-            source = workload.EnvelopeSource(scenario, ids)
-            # 100-event envelopes, 10 per group commit: 1,000 events a transaction.
-            batches = [_learn_requests(10, record, source) for _ in range(events // 1000)]
-            began = time.perf_counter()
-            for batch in batches:
-                commit_batch(store, batch)
-            rate = events / (time.perf_counter() - began)
-            results[config].append(rate)
-            store.close()
-            database.unlink()
-            print(f"round {round_number + 1} {config:<24} {rate:>9,.0f} events/s", flush=True)
-    base = statistics.median(results["none"]) if "none" in results else None
-    print("\nmedian events/s through prepare_request + commit_batch (1,000-event commits)")
-    for config, rates in results.items():
-        median = statistics.median(rates)
-        fraction = f"{median / base:.2f} of no query index" if base else ""
-        print(f"  {config:<24} {median:>9,.0f}  {fraction}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -417,25 +305,13 @@ def main() -> None:
     export_parser = commands.add_parser("export")
     export_parser.add_argument("--database", required=True)
     export_parser.add_argument("--events", type=int, default=1_000_000)
-    cost_parser = commands.add_parser("index-cost")
-    cost_parser.add_argument("--work-dir", type=Path, required=True)
-    cost_parser.add_argument("--prefill", type=int, default=1_000_000)
-    cost_parser.add_argument("--events", type=int, default=50_000)
-    cost_parser.add_argument("--rounds", type=int, default=3)
-    cost_parser.add_argument(
-        "--configs",
-        default="none,actor,group,object,external_id,received_at,session,key,type,all",
-        help="comma-separated; each is none, all, or index names joined by +",
-    )
     args = parser.parse_args()
     if args.command == "fill":
         fill(args.database, args.events, args.seed)
     elif args.command == "pages":
         pages(args.database, args.repeat)
-    elif args.command == "export":
-        export(args.database, args.events)
     else:
-        index_cost(args.work_dir, args.prefill, args.events, args.rounds, args.configs.split(","))
+        export(args.database, args.events)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,12 @@ class Settings:
         "Page cache of the SQLite writer connection, in MiB. Each commit touches pages all over "
         "the filter indexes; a cache too small for them spills to the WAL mid-transaction.",
     )
+    sqlite_segment_events: int = _setting(
+        200_000,
+        "Events in each SQLite arrival segment, a table with its own indexes; the writer starts "
+        "a new one when the newest is full, so its cost stays that of one segment however many "
+        "events are stored. Reads merge the segments (one index seek each).",
+    )
     write_lock_timeout_ms: int = _setting(
         10_000,
         "How long the writer waits for a database lock held by someone else before the batch "
@@ -271,6 +277,7 @@ def _validate(settings: Settings) -> None:
         "raw_dictionary_train_events",
         "write_lock_timeout_ms",
         "sqlite_writer_cache_mib",
+        "sqlite_segment_events",
         "default_page_events",
         "max_page_events",
         "max_filter_values",

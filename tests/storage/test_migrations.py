@@ -140,7 +140,7 @@ def test_event_times_survive_revision_0003_down_and_up(database_url: str) -> Non
             connection.execute(text("CREATE TABLE events_old PARTITION OF events DEFAULT"))
         for number, moment in enumerate(moments):
             connection.execute(
-                insert(events).values(
+                insert(store.plain_rows_table()).values(
                     event_id=f"urn:uuid:00000000-0000-4000-8000-00000000000{number}",
                     has_derived_id=False,
                     content_hash="0" * 64,

@@ -85,3 +85,19 @@ def test_a_second_sqlite_writer_gives_up_after_the_lock_timeout_then_writes(
     finally:
         holder.close()
         waiter.close()
+
+
+def test_ids_moved_to_the_sealed_hashes_in_this_transaction_are_still_known(
+    sqlite_url: str,
+) -> None:
+    """A second insert in one transaction finds the ids whose hashes the first one sealed."""
+    # 64 events a segment: every event is due for one slice of the hash space.
+    store = open_store(Settings(database_url=sqlite_url, sqlite_segment_events=64))
+    store.require_current_schema(create_if_empty=True)
+    rows = [event_row(number) for number in range(1, 200)]
+    with store.write_transaction() as transaction:
+        assert transaction.insert_events(rows) == {}
+        again = transaction.insert_events(rows)
+    assert again == {row[0]: "a" * 64 for row in rows}
+    assert stored_count(store) == len(rows)
+    store.close()

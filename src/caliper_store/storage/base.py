@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Table, func, select
 
 from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import migrate
@@ -33,7 +33,7 @@ from caliper_store.storage.schema import (
     receipts,
     utc_text,
 )
-from caliper_store.storage.search import EventReader, QuarantineDesk
+from caliper_store.storage.search import EventReader, QuarantineDesk, matching_event_ids
 from caliper_store.storage.usage import RelationSize
 
 
@@ -160,6 +160,10 @@ class Store(ABC):
         elif state is SchemaState.EMPTY:
             raise SchemaOutOfDate("the database has no schema: run `caliper-store migrate` first")
 
+    def plain_rows_table(self) -> Table:
+        """The table that may hold rows from before revision 0005, with their raw JSON plain."""
+        return events
+
     @abstractmethod
     def reclaim_space(self) -> None:
         """Give the space of rewritten rows back (after a conversion): VACUUM, in each's way."""
@@ -192,7 +196,7 @@ class Store(ABC):
             ids = list(event_ids)
             for start in range(0, len(ids), 500):
                 query = select(events.c.event_id, events.c.content_hash).where(
-                    events.c.event_id.in_(ids[start : start + 500])
+                    matching_event_ids(connection.dialect.name, ids[start : start + 500])
                 )
                 found.update({row.event_id: row.content_hash for row in connection.execute(query)})
         return found

@@ -26,7 +26,7 @@ from caliper_store.storage.compression import (
     load_dictionary,
     train,
 )
-from caliper_store.storage.schema import events, raw_dictionaries, utc_text
+from caliper_store.storage.schema import raw_dictionaries, utc_text
 
 # Rows converted in one transaction: large enough to amortize the commit, small enough that
 # the server's writer waits a few milliseconds for the lock, not seconds.
@@ -47,8 +47,9 @@ class ConversionPlan:
 
 def plain_event_count(store: Store) -> int:
     """How many events still keep their raw JSON as plain text."""
+    table = store.plain_rows_table()
     with store.engine.connect() as connection:
-        query = select(func.count()).select_from(events).where(events.c.raw_dictionary.is_(None))
+        query = select(func.count()).select_from(table).where(table.c.raw_dictionary.is_(None))
         return int(connection.scalar(query) or 0)
 
 
@@ -60,12 +61,13 @@ def plan_conversion(store: Store) -> ConversionPlan:
         if newest is not None or plain == 0:
             return ConversionPlan(plain, int(newest or 0))
         settings = store.raw_codec.settings
+        table = store.plain_rows_table()
         samples = [
             raw.encode("utf-8")
             for raw in connection.scalars(
-                select(events.c.raw)
-                .where(events.c.raw_dictionary.is_(None))
-                .order_by(events.c.seq.desc())
+                select(table.c.raw)
+                .where(table.c.raw_dictionary.is_(None))
+                .order_by(table.c.seq.desc())
                 .limit(settings.train_events)
             )
         ]
@@ -98,14 +100,15 @@ def convert_plain_raw(
             content = load_dictionary(connection, plan.dictionary_id)
     level = store.raw_codec.settings.level
     zstd, unzstd = compressor(content, level), decompressor(content)
+    table = store.plain_rows_table()
     # event_time lets PostgreSQL find the row's partition; IS NULL skips a row another run
     # converted meanwhile.
     convert = (
-        update(events)
+        update(table)
         .where(
-            events.c.seq == bindparam("row_seq"),
-            events.c.event_time == bindparam("row_time"),
-            events.c.raw_dictionary.is_(None),
+            table.c.seq == bindparam("row_seq"),
+            table.c.event_time == bindparam("row_time"),
+            table.c.raw_dictionary.is_(None),
         )
         .values(raw="", raw_zstd=bindparam("frame"), raw_dictionary=plan.dictionary_id)
     )
@@ -113,9 +116,9 @@ def convert_plain_raw(
     while True:
         with store.engine.begin() as connection:
             rows = connection.execute(
-                select(events.c.seq, events.c.event_time, events.c.raw)
-                .where(events.c.seq > last_seq, events.c.raw_dictionary.is_(None))
-                .order_by(events.c.seq)
+                select(table.c.seq, table.c.event_time, table.c.raw)
+                .where(table.c.seq > last_seq, table.c.raw_dictionary.is_(None))
+                .order_by(table.c.seq)
                 .limit(batch_events)
             ).all()
             if not rows:

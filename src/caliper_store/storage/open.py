@@ -34,6 +34,7 @@ def open_store(settings: Settings) -> Store:
                 synchronous=settings.sqlite_synchronous,
                 busy_timeout_ms=settings.write_lock_timeout_ms,
                 writer_cache_mib=settings.sqlite_writer_cache_mib,
+                segment_events=settings.sqlite_segment_events,
                 retry_after_s=settings.retry_after_s,
                 query_timeout_ms=settings.query_timeout_ms,
                 compression=compression_settings(settings),

@@ -171,7 +171,7 @@ events = Table(
     "events",
     metadata,
     Column("seq", BIG_ID, primary_key=True),
-    Column("event_id", Text, nullable=False, unique=True),
+    Column("event_id", Text, nullable=False),
     Column("has_derived_id", Boolean, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("caliper_version", String(8), nullable=False),
@@ -204,6 +204,38 @@ events = Table(
     # storage/compression.py.
     Column("raw_zstd", LargeBinary),
     Column("raw_dictionary", Integer),
+)
+
+# SQLite only (storage/segments.py): the arrival segments the events view unites, each from
+# the seq of its first event; and how an id is found across them, by its 64-bit hash (the
+# newest segment's in recent_event_id_hashes, merged into event_id_hashes when it is full) or,
+# for the rare id whose hash an earlier id already has, by the id itself.
+event_segments = Table(
+    "event_segments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("first_seq", BIG_ID, nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+)
+
+
+def _id_hash_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id_hash", BIG_ID, primary_key=True),
+        Column("seq", BIG_ID, nullable=False),
+    )
+
+
+event_id_hashes = _id_hash_table("event_id_hashes")
+recent_event_id_hashes = _id_hash_table("recent_event_id_hashes")
+
+event_id_collisions = Table(
+    "event_id_collisions",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("seq", BIG_ID, nullable=False),
 )
 
 # zstd dictionaries trained on the store's own events; never deleted while a row names one.

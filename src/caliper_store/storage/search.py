@@ -24,6 +24,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -32,12 +33,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from caliper_store.errors import QueryTimeout, StorageUnavailable
 from caliper_store.storage.compression import RawCodec
 from caliper_store.storage.schema import (
+    event_id_collisions,
+    event_id_hashes,
     events,
     iri_key,
     quarantine,
     quarantine_audit,
     receipts,
+    recent_event_id_hashes,
 )
+from caliper_store.storage.segments import event_id_hash
 
 logger = logging.getLogger(__name__)
 
@@ -250,12 +255,15 @@ def _in(column: Any, values: list[Any]) -> ColumnElement[bool]:
     return clause
 
 
-def _conditions(conditions: Sequence[Condition]) -> list[ColumnElement[bool]]:
+def _conditions(conditions: Sequence[Condition], dialect_name: str) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     for condition in conditions:
         column = _column(condition.column)
         if condition.op == "in":
             values = list(condition.values)
+            if condition.column == "event_id":
+                clauses.append(matching_event_ids(dialect_name, [str(value) for value in values]))
+                continue
             hashed = HASHED_COLUMNS.get(condition.column)
             if hashed is not None:
                 # The index is on the 64-bit hash; the IRI itself rules out any collision.
@@ -334,6 +342,7 @@ def search_events(
     """
     query = page_statement(
         conditions,
+        dialect_name=connection.dialect.name,
         after=after,
         is_descending=is_descending,
         limit=limit,
@@ -359,6 +368,7 @@ def search_events(
 def page_statement(
     conditions: Sequence[Condition],
     *,
+    dialect_name: str,
     after: Position | None,
     is_descending: bool,
     limit: int,
@@ -366,7 +376,7 @@ def page_statement(
     by: OrderBy = "event_time",
 ) -> Select[Any]:
     """The SELECT of one keyset page (also what tests ask the planner about)."""
-    clauses = _conditions(conditions)
+    clauses = _conditions(conditions, dialect_name)
     if after is not None:
         clauses.append(_after(after, by=by, is_descending=is_descending))
     query = _record_query(with_raw=with_raw).where(*clauses)
@@ -418,7 +428,8 @@ def iter_event_batches(
 
 def count_events(connection: Connection, conditions: Sequence[Condition]) -> int:
     """How many events match (for progress bars)."""
-    query = select(func.count()).select_from(events).where(*_conditions(conditions))
+    clauses = _conditions(conditions, connection.dialect.name)
+    query = select(func.count()).select_from(events).where(*clauses)
     return int(connection.scalar(query) or 0)
 
 
@@ -442,12 +453,32 @@ def _receipt(connection: Connection, receipt_id: int) -> ReceiptRecord | None:
     )
 
 
+def matching_event_ids(dialect_name: str, event_ids: Sequence[str]) -> ColumnElement[bool]:
+    """The events of these ids, by an index on each backend.
+
+    SQLite's segments have no index on the id text: the ids are found by their hash (or, for a
+    shared hash, in event_id_collisions), then compared.
+    """
+    clause = events.c.event_id.in_(event_ids)
+    if dialect_name != "sqlite":
+        return clause
+    hashes = [event_id_hash(event_id) for event_id in event_ids]
+    seqs = union_all(
+        select(event_id_hashes.c.seq).where(event_id_hashes.c.id_hash.in_(hashes)),
+        select(recent_event_id_hashes.c.seq).where(recent_event_id_hashes.c.id_hash.in_(hashes)),
+        select(event_id_collisions.c.seq).where(event_id_collisions.c.event_id.in_(event_ids)),
+    )
+    return and_(events.c.seq.in_(seqs), clause)
+
+
 def get_event(
     connection: Connection, event_id: str, codec: RawCodec
 ) -> tuple[EventRecord, ReceiptRecord | None] | None:
     """One event by id, raw included, with the receipt of the request that brought it."""
     row = connection.execute(
-        _record_query(with_raw=True).where(events.c.event_id == event_id).limit(1)
+        _record_query(with_raw=True)
+        .where(matching_event_ids(connection.dialect.name, [event_id]))
+        .limit(1)
     ).first()
     if row is None:
         return None

@@ -7,6 +7,7 @@ several server processes share the file.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import functools
 import itertools
@@ -17,10 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, Table, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
 from caliper_store.storage.base import Store
@@ -31,8 +33,16 @@ from caliper_store.storage.compression import (
     dictionary_sql,
     dictionary_values,
 )
-from caliper_store.storage.schema import EVENT_COLUMNS, utc_micros
+from caliper_store.storage.schema import EVENT_COLUMNS, utc_micros, utc_text
 from caliper_store.storage.search import query_timeout
+from caliper_store.storage.segments import (
+    create_segment_sql,
+    event_id_hash,
+    events_view_sql,
+    is_segment_table,
+    segment,
+    segment_table,
+)
 from caliper_store.storage.usage import RelationSize
 
 logger = logging.getLogger(__name__)
@@ -66,13 +76,30 @@ MAX_ROWS_PER_STATEMENT = 500
 MAX_BOUND_PARAMETERS = 32_766  # SQLite's default limit
 # OR IGNORE rather than ON CONFLICT DO NOTHING: with no constraint left that could abort the
 # statement half-way, SQLite needs no statement journal (a copy of every page the INSERT
-# touches): the Learn INSERT took 1.4 s instead of 2.4 s. Rows ignored for anything but a known
-# id are caught after the fact (insert_events), so nothing is dropped silently.
-# The last receipt id and event seq of a transaction, read under BEGIN IMMEDIATE's write lock.
+# touches): the Learn INSERT took 1.4 s instead of 2.4 s. An ignored event row is caught after
+# the fact (insert_events), so nothing is dropped silently.
+
+# The last receipt id and the newest segment (its number and first seq) of a transaction, read
+# under BEGIN IMMEDIATE's write lock.
 _HIGH_WATER_MARKS = (
-    "(SELECT coalesce(max(id), 0) FROM receipts), (SELECT coalesce(max(seq), 0) FROM events)"
+    "(SELECT coalesce(max(id), 0) FROM receipts), "
+    "(SELECT id || ' ' || first_seq FROM event_segments ORDER BY id DESC LIMIT 1)"
 )
-_INSERT_EVENTS = (f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)})", "")
+_EVENT_SEGMENT_COLUMNS = ", ".join(("seq", *EVENT_COLUMNS))
+_INSERT_RECENT_HASHES = ("INSERT OR IGNORE INTO recent_event_id_hashes (id_hash, seq)", "")
+# Sealed hashes are only read at ingest (a lookup dirties no page). Recent ones move into them
+# a slice of the hash space at a time, in hash order, one slice every segment_events /
+# HASH_SLICES events: each sealed leaf is written about once per segment_events events, and
+# no commit rewrites the whole table (see _merge_hash_slices).
+HASH_SLICES = 64
+_SLICE_WIDTH = 2**64 // HASH_SLICES
+_MERGE_SLICE = (
+    "INSERT INTO event_id_hashes (id_hash, seq) SELECT id_hash, seq FROM recent_event_id_hashes "
+    "WHERE id_hash >= ? AND id_hash <= ? ORDER BY id_hash",
+    "DELETE FROM recent_event_id_hashes WHERE id_hash >= ? AND id_hash <= ?",
+)
+_INSERT_COLLISIONS = ("INSERT INTO event_id_collisions (event_id, seq)", "")
+_SEGMENT_FIRST_SEQS = "SELECT first_seq FROM event_segments ORDER BY id"
 _INSERT_ENTITIES = (
     "INSERT INTO entities (entity_id, content_hash, caliper_version, entity_type, api_key_id, "
     "receipt_id, received_at, raw)",
@@ -145,17 +172,43 @@ _SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("?")
 class _SqliteWriteTransaction:
     """The writer's SQL for one group commit on SQLite."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        sealed_reader: sqlite3.Connection,
+        segment_events: int,
+    ) -> None:
         self._connection = connection
-        self._last_ids: tuple[int, int] | None = None
+        # The sealed id hashes are read on a connection of their own: their random pages would
+        # otherwise push the newest segment's index pages out of the writer's cache. It reads
+        # the last commit, which is this transaction's view too as long as the merge into the
+        # sealed hashes comes last (see insert_events).
+        self._sealed_reader = sealed_reader
+        self._has_merged = False  # then only the writer's own connection sees the sealed hashes
+        self._segment_events = segment_events
+        # (last receipt id, newest segment, its first seq) and the last seq, each read once:
+        # BEGIN IMMEDIATE holds the write lock, so nobody else can move them meanwhile.
+        self._marks: tuple[int, int, int] | None = None
+        self._last_seq: int | None = None
 
-    def _last_receipt_and_seq(self) -> tuple[int, int]:
-        # Both high-water marks in one statement (each statement is a GIL round trip), read
-        # once: BEGIN IMMEDIATE holds the write lock, so nobody else can move them meanwhile.
-        if self._last_ids is None:
-            row = self._connection.execute(f"SELECT {_HIGH_WATER_MARKS}").fetchone()
-            self._last_ids = (int(row[0]), int(row[1]))
-        return self._last_ids
+    def _remember_marks(self, row: tuple[Any, ...]) -> None:
+        number, first_seq = (int(part) for part in str(row[1]).split())
+        self._marks = (int(row[0]), number, first_seq)
+
+    def _high_water_marks(self) -> tuple[int, int, int]:
+        if self._marks is None:
+            self._remember_marks(self._connection.execute(f"SELECT {_HIGH_WATER_MARKS}").fetchone())
+        assert self._marks is not None
+        return self._marks
+
+    def _newest_seq(self) -> int:
+        if self._last_seq is None:
+            _, number, first_seq = self._high_water_marks()
+            row = self._connection.execute(f"SELECT max(seq) FROM {segment_table(number)}")
+            newest = row.fetchone()[0]
+            self._last_seq = first_seq - 1 if newest is None else int(newest)
+        return self._last_seq
 
     def _select_in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -172,46 +225,174 @@ class _SqliteWriteTransaction:
                 list(key_ids),
             )
             return {row[0] for row in rows}
-        # The first statement of every group commit also reads both high-water marks.
+        # The first statement of every group commit also reads the high-water marks.
         marks = ", ".join("?" for _ in key_ids)
         row = self._connection.execute(
             f"SELECT {_HIGH_WATER_MARKS}, "
             f"(SELECT group_concat(id) FROM api_keys WHERE status = 'active' AND id IN ({marks}))",
             list(key_ids),
         ).fetchone()
-        self._last_ids = (int(row[0]), int(row[1]))
+        self._remember_marks(row)
         return {int(key_id) for key_id in row[2].split(",")} if row[2] else set()
 
     def allocate_receipt_ids(self, count: int) -> list[int]:
-        last, _ = self._last_receipt_and_seq()
+        last = self._high_water_marks()[0]
         return list(range(last + 1, last + 1 + count))
 
+    def _events_by_seq(self, seqs: Collection[int]) -> list[tuple[str, str]]:
+        """(event id, content hash) of the stored events ``seqs``, each read from its segment."""
+        firsts = [row[0] for row in self._connection.execute(_SEGMENT_FIRST_SEQS)]
+        by_segment: dict[int, list[int]] = {}
+        for seq in seqs:
+            by_segment.setdefault(bisect.bisect_right(firsts, seq), []).append(seq)
+        found: list[tuple[str, str]] = []
+        for number, in_segment in by_segment.items():
+            if number > 0:
+                found.extend(
+                    self._select_in(
+                        f"SELECT event_id, content_hash FROM {segment_table(number)} "
+                        "WHERE seq IN ({marks})",
+                        in_segment,
+                    )
+                )
+        return found
+
+    def _sealed_hashes(self, hashes: Sequence[int]) -> set[int]:
+        held: set[int] = set()
+        for start in range(0, len(hashes), IN_CHUNK):
+            chunk = hashes[start : start + IN_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            reader = self._connection if self._has_merged else self._sealed_reader
+            rows = reader.execute(
+                f"SELECT id_hash FROM event_id_hashes WHERE id_hash IN ({marks})", chunk
+            )
+            held.update(row[0] for row in rows)
+        return held
+
     def event_hashes(self, event_ids: Collection[str]) -> dict[str, str]:
-        rows = self._select_in(
-            "SELECT event_id, content_hash FROM events WHERE event_id IN ({marks})",
-            list(event_ids),
+        ids = list(event_ids)
+        hashes = [event_id_hash(event_id) for event_id in ids]
+        seqs = [
+            row[0]
+            for table in ("event_id_hashes", "recent_event_id_hashes")
+            for row in self._select_in(
+                f"SELECT seq FROM {table} WHERE id_hash IN ({{marks}})", hashes
+            )
+        ]
+        seqs.extend(
+            row[0]
+            for row in self._select_in(
+                "SELECT seq FROM event_id_collisions WHERE event_id IN ({marks})", ids
+            )
         )
-        return {row[0]: row[1] for row in rows}
+        wanted = set(ids)
+        return {
+            event_id: content_hash
+            for event_id, content_hash in self._events_by_seq(seqs)
+            if event_id in wanted  # a hash shared with another id finds that id's row too
+        }
+
+    def _seal_full_segment(self) -> None:
+        """Once the newest segment is full, start the next one."""
+        receipt_mark, number, first_seq = self._high_water_marks()
+        last_seq = self._newest_seq()
+        if last_seq - first_seq + 1 < self._segment_events:
+            return
+        number += 1
+        for statement in create_segment_sql(number):
+            self._connection.execute(statement)
+        self._connection.execute(
+            "INSERT INTO event_segments (id, first_seq, created_at) VALUES (?, ?, ?)",
+            (number, last_seq + 1, utc_text(datetime.now(UTC))),
+        )
+        for statement in events_view_sql(range(1, number + 1)):
+            self._connection.execute(statement)
+        self._marks = (receipt_mark, number, last_seq + 1)
 
     def insert_events(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, str]:
         if not rows:
             return {}
-        # Insert first, look up only if an id was already there: a lookup of every id cost
-        # 11% of the writer's time, for retries that are rare. New rows get seq > last_seq.
-        _, last_seq = self._last_receipt_and_seq()
+        table = segment_table(self._high_water_marks()[1])
+        last_seq = self._newest_seq()
+        hashes = [event_id_hash(row[0]) for row in rows]
+        seqs = range(last_seq + 1, last_seq + 1 + len(rows))
+        # Claim each id's hash among the newest segment's unless a sealed one holds it; look
+        # the ids up only if a hash was already held: a lookup of every id cost 11% of the
+        # writer's time, for retries that are rare.
+        sealed = self._sealed_hashes(hashes)
+        claims = [
+            (id_hash, seq)
+            for id_hash, seq in zip(hashes, seqs, strict=True)
+            if id_hash not in sealed
+        ]
         changes_before = self._connection.total_changes
-        _insert_rows(self._connection, _INSERT_EVENTS, [with_micros_times(row) for row in rows])
-        self._last_ids = None  # the events' high-water mark moved
-        if self._connection.total_changes - changes_before == len(rows):
-            return {}
-        found = self._select_in(
-            f"SELECT event_id, content_hash FROM events WHERE seq <= {last_seq} "
-            "AND event_id IN ({marks})",
-            [row[0] for row in rows],
+        _insert_rows(self._connection, _INSERT_RECENT_HASHES, claims)
+        if not sealed and self._connection.total_changes - changes_before == len(rows):
+            found: dict[str, str] = {}
+            new = list(zip(seqs, rows, strict=True))
+        else:
+            found, new = self._split_known(rows, hashes, seqs, last_seq, sealed)
+        changes_before = self._connection.total_changes
+        _insert_rows(
+            self._connection,
+            (f"INSERT OR IGNORE INTO {table} ({_EVENT_SEGMENT_COLUMNS})", ""),
+            [(seq, *with_micros_times(row)) for seq, row in new],
         )
-        if self._connection.total_changes - changes_before + len(found) != len(rows):
-            raise sqlite3.IntegrityError("an event row broke a constraint other than its id")
-        return {row[0]: row[1] for row in found}
+        if self._connection.total_changes - changes_before != len(new):
+            raise sqlite3.IntegrityError("an event row broke a constraint of its table")
+        if new:
+            self._last_seq = new[-1][0]
+            # Last: the sealed hashes were read as of the last commit.
+            self._merge_hash_slices(last_seq, self._last_seq)
+        self._seal_full_segment()
+        return found
+
+    def _merge_hash_slices(self, before: int, after: int) -> None:
+        """Move the slices of recent hashes that events ``before`` to ``after`` are due for."""
+        step = max(1, self._segment_events // HASH_SLICES)
+        due = min(after // step - before // step, HASH_SLICES)
+        for position in range(after // step - due + 1, after // step + 1):
+            low = -(2**63) + (position % HASH_SLICES) * _SLICE_WIDTH
+            bounds = (low, low + _SLICE_WIDTH - 1)
+            for statement in _MERGE_SLICE:
+                self._connection.execute(statement, bounds)
+            self._has_merged = True
+
+    def _split_known(
+        self,
+        rows: Sequence[tuple[Any, ...]],
+        hashes: Sequence[int],
+        seqs: Sequence[int],
+        last_seq: int,
+        sealed: set[int],
+    ) -> tuple[dict[str, str], list[tuple[int, tuple[Any, ...]]]]:
+        """The ids of ``rows`` already stored (with their content hashes), and the new rows.
+
+        A new row whose hash an earlier id holds is stored with its id in event_id_collisions.
+        """
+        held = sealed | {
+            row[0]
+            for row in self._select_in(
+                f"SELECT id_hash FROM recent_event_id_hashes WHERE seq <= {last_seq} "
+                "AND id_hash IN ({marks})",
+                list(hashes),
+            )
+        }
+        found = self.event_hashes(
+            [row[0] for row, id_hash in zip(rows, hashes, strict=True) if id_hash in held]
+        )
+        new: list[tuple[int, tuple[Any, ...]]] = []
+        collisions: list[tuple[str, int]] = []
+        claimed: set[int] = set()
+        for row, id_hash, seq in zip(rows, hashes, seqs, strict=True):
+            if row[0] in found:
+                continue
+            new.append((seq, row))
+            if id_hash in held or id_hash in claimed:
+                collisions.append((row[0], seq))
+            claimed.add(id_hash)
+        _insert_rows(self._connection, _INSERT_COLLISIONS, collisions)
+        return found, new
 
     def insert_entities(self, rows: Sequence[tuple[Any, ...]]) -> set[tuple[str, str]]:
         found = self._select_in(
@@ -362,9 +543,11 @@ class SqliteStore(Store):
         retry_after_s: int,
         query_timeout_ms: int,
         compression: CompressionSettings,
+        segment_events: int,
         writer_cache_mib: int = 64,
     ) -> None:
         self.path = sqlite_path(database_url)
+        self._segment_events = segment_events
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
         self._writer_cache_mib = writer_cache_mib
@@ -377,6 +560,7 @@ class SqliteStore(Store):
             compression=compression,
         )
         self._writer_connection: sqlite3.Connection | None = None
+        self._sealed_reader: sqlite3.Connection | None = None
         self._writer_lock = _WriterLock(
             self.path.with_name(self.path.name + WRITER_LOCK_SUFFIX), timeout_ms=busy_timeout_ms
         )
@@ -410,7 +594,10 @@ class SqliteStore(Store):
         """One ``BEGIN IMMEDIATE ... COMMIT`` on the writer connection, under the writer lock."""
         if self._writer_connection is None:
             self._writer_connection = self._connect_writer()
+            self._sealed_reader = self._connect()
         connection = self._writer_connection
+        sealed_reader = self._sealed_reader
+        assert sealed_reader is not None
         with self._writer_lock.held():
             try:
                 connection.execute("BEGIN IMMEDIATE")
@@ -418,7 +605,9 @@ class SqliteStore(Store):
                 self._discard_writer()
                 raise
             try:
-                yield _SqliteWriteTransaction(connection)
+                yield _SqliteWriteTransaction(
+                    connection, sealed_reader=sealed_reader, segment_events=self._segment_events
+                )
                 connection.execute("COMMIT")
             except BaseException:
                 try:
@@ -468,7 +657,12 @@ class SqliteStore(Store):
         finally:
             connection.close()
         sizes = [
-            RelationSize(name, table, "index" if kind == "index" else "table", int(size))
+            RelationSize(
+                name,
+                "events" if is_segment_table(table) else table,  # the view's parts, as one
+                "index" if kind == "index" else "table",
+                int(size),
+            )
             for name, table, kind, size in rows
         ]
         sizes.append(RelationSize("free pages", "", "free", int(page_size) * int(free_pages)))
@@ -477,6 +671,10 @@ class SqliteStore(Store):
             RelationSize("write-ahead log", "", "wal", wal.stat().st_size if wal.exists() else 0)
         )
         return sizes
+
+    def plain_rows_table(self) -> Table:
+        """The first segment: revision 0006 made the events table of earlier revisions into it."""
+        return segment(1)
 
     def reclaim_space(self) -> None:
         """Checkpoint the WAL, then VACUUM: SQLite reuses freed pages but never shrinks by itself.
@@ -508,6 +706,9 @@ class SqliteStore(Store):
         if self._writer_connection is not None:
             self._writer_connection.close()
             self._writer_connection = None
+        if self._sealed_reader is not None:
+            self._sealed_reader.close()
+            self._sealed_reader = None
 
     def close(self) -> None:
         """Stop the checkpointer, close the writer connection and the read pool."""

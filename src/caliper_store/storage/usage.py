@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 # The compression ratio is measured on the newest rows: reading every frame of a large store
 # would take minutes, and the newest say what the current dictionary does.
 RATIO_SAMPLE_EVENTS = 10_000
+# Where each backend finds an event by its id: PostgreSQL's event_ids (the one index across
+# partitions), SQLite's id hashes (sealed and recent) and the ids whose hash another id holds.
+ID_TABLES = ("event_ids", "event_id_hashes", "recent_event_id_hashes", "event_id_collisions")
 
 RelationKind = Literal["table", "index", "free", "wal"]
 
@@ -68,15 +71,16 @@ def storage_usage(store: Store) -> dict[str, Any]:
     total_events = sum(by_dictionary.values())  # one scan: every row names a dictionary or NULL
     raw_bytes = sum(zstandard.frame_content_size(bytes(frame)) for frame in frames)
     stored_bytes = sum(len(frame) for frame in frames)
-    event_tables = {"events", "event_ids"}
     table_bytes = sum(
         size.bytes for size in sizes if size.table == "events" and size.kind == "table"
     )
     index_bytes = sum(
-        size.bytes for size in sizes if size.table in event_tables and size.kind == "index"
+        size.bytes
+        for size in sizes
+        if size.table in ("events", *ID_TABLES) and size.kind == "index"
     )
     id_table_bytes = sum(
-        size.bytes for size in sizes if size.table == "event_ids" and size.kind == "table"
+        size.bytes for size in sizes if size.table in ID_TABLES and size.kind == "table"
     )
     database_bytes = sum(size.bytes for size in sizes if size.kind != "wal")
     return {

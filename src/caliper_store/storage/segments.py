@@ -1,0 +1,131 @@
+"""SQLite's events in arrival segments: a table per ``sqlite_segment_events`` events, one view.
+
+A group commit dirties about one leaf page of each random-keyed index per event once that index
+outgrows the commit, so on one table the writer's cost grew with everything stored (2 million
+events: 0.51-0.57 of the empty store's rate; docs/storage-layout.md). The writer appends to the
+newest segment and starts another when it is full: the indexes it writes stay the size of one
+segment, whatever the store holds. Readers keep one SQL through the ``events`` view, a UNION
+ALL of the segments that SQLite merges lazily in index order (one index seek per segment).
+
+Ids are deduplicated across segments by a 64-bit hash of each id, about 20 bytes an entry
+instead of the 60 of an index on the id text. New events claim their hashes in
+``recent_event_id_hashes``, small and hot; ``event_id_hashes`` holds the rest and ingest only
+reads it, moving recent hashes into it one slice of the hash space at a time, in hash order
+(storage/sqlite.py). Written event by event, that one table grew with the store and each
+commit dirtied a random leaf of it per event: at 10 million events it was all the ingest rate
+lost. Two ids with one hash (about one chance in 10^5 at 10^7 events) are told
+apart by the id itself; the later one is found through ``event_id_collisions``.
+PostgreSQL partitions ``events`` by month instead (storage/postgres.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from sqlalchemy import Column, MetaData, Table
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.schema import CreateTable
+
+from caliper_store.storage.schema import events
+
+SEGMENT_PREFIX = "events_s"
+# SQLite refuses a compound SELECT of more terms (SQLITE_MAX_COMPOUND_SELECT): past it the view
+# is a UNION ALL of views of this many segments each.
+MAX_COMPOUND_TERMS = 500
+
+# (name suffix, columns, partial-index condition): revision 0002's filter indexes, measured
+# there, each pairing its column with event_time so a filtered page reads in order. The id is
+# indexed once for the whole store, in event_id_hashes.
+SEGMENT_INDEXES: tuple[tuple[str, str, str | None], ...] = (
+    ("event_time", "event_time", None),
+    ("actor_time", "actor_key, event_time", None),
+    ("group_time", "group_key, event_time", "group_key IS NOT NULL"),
+    ("object_time", "object_key, event_time", None),
+    ("external_id_time", "actor_external_id, event_time", "actor_external_id IS NOT NULL"),
+    ("key_time", "api_key_id, event_time", None),
+    ("type_time", "event_type, event_time", None),
+    ("received_at", "received_at", None),
+)
+# Revision 0002's seeded planner statistics (see there for why), for each new segment's indexes.
+SEGMENT_STATISTICS: dict[str, str] = {
+    "event_time": "1000000 3",
+    "actor_time": "1000000 200 2",
+    "group_time": "1000000 2000 2",
+    "object_time": "1000000 500 2",
+    "external_id_time": "1000000 200 2",
+    "key_time": "1000000 250000 3",
+    "type_time": "1000000 100000 3",
+    "received_at": "1000000 3",
+}
+
+_VIEW_COLUMNS = ", ".join(column.name for column in events.columns)
+
+
+def event_id_hash(event_id: str) -> int:
+    """The signed 64-bit hash an event id is found by in ``event_id_hashes``."""
+    digest = hashlib.blake2b(event_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def segment_table(number: int) -> str:
+    """The table of segment ``number`` (from 1)."""
+    return f"{SEGMENT_PREFIX}{number:06d}"
+
+
+def is_segment_table(name: str) -> bool:
+    """Whether ``name`` is one of the segment tables."""
+    return name.startswith(SEGMENT_PREFIX) and name[len(SEGMENT_PREFIX) :].isdigit()
+
+
+def segment(number: int) -> Table:
+    """Segment ``number`` as a table of the columns of schema.events."""
+    return Table(
+        segment_table(number),
+        MetaData(),
+        *(
+            Column(
+                column.name, column.type, nullable=column.nullable, primary_key=column.primary_key
+            )
+            for column in events.columns
+        ),
+    )
+
+
+def create_segment_sql(number: int) -> list[str]:
+    """The statements that make segment ``number``: table, filter indexes, planner statistics."""
+    name = segment_table(number)
+    statements = [str(CreateTable(segment(number)).compile(dialect=sqlite.dialect())).strip()]
+    for suffix, columns, condition in SEGMENT_INDEXES:
+        where = f" WHERE {condition}" if condition else ""
+        statements.append(f"CREATE INDEX {name}_{suffix} ON {name} ({columns}){where}")
+    statements.extend(
+        f"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('{name}', '{name}_{suffix}', '{stat}')"
+        for suffix, stat in SEGMENT_STATISTICS.items()
+    )
+    return statements
+
+
+def _union(tables: Sequence[str]) -> str:
+    return " UNION ALL ".join(f"SELECT {_VIEW_COLUMNS} FROM {table}" for table in tables)
+
+
+def events_view_sql(numbers: Sequence[int]) -> list[str]:
+    """The statements that (re)make the ``events`` view over the segments ``numbers``."""
+    tables = [segment_table(number) for number in numbers]
+    part_count = -(-len(tables) // MAX_COMPOUND_TERMS)  # segments only grow: covers the old
+    statements = ["DROP VIEW IF EXISTS events"]
+    statements.extend(
+        f"DROP VIEW IF EXISTS events_part{part:04d}" for part in range(1, part_count + 1)
+    )
+    if len(tables) <= MAX_COMPOUND_TERMS:
+        statements.append(f"CREATE VIEW events AS {_union(tables)}")
+        return statements
+    parts = []
+    for start in range(0, len(tables), MAX_COMPOUND_TERMS):
+        part = f"events_part{start // MAX_COMPOUND_TERMS + 1:04d}"
+        parts.append(part)
+        chunk = tables[start : start + MAX_COMPOUND_TERMS]
+        statements.append(f"CREATE VIEW {part} AS {_union(chunk)}")
+    statements.append(f"CREATE VIEW events AS {_union(parts)}")
+    return statements
