@@ -9,6 +9,8 @@ and no sort.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from sqlalchemy.dialects import sqlite
 from tests.fixtures.events import generated_envelopes, ingest
@@ -16,7 +18,7 @@ from tests.fixtures.events import generated_envelopes, ingest
 from caliper_store.config import Settings
 from caliper_store.query import QueryLimits, parse_event_query
 from caliper_store.storage import Store, open_store
-from caliper_store.storage.search import Position, page_statement
+from caliper_store.storage.search import Condition, OrderBy, Position, page_statement
 from caliper_store.storage.segments import segment_table
 
 LIMITS = QueryLimits.from_settings(Settings())
@@ -34,6 +36,31 @@ def segmented_store(sqlite_url: str) -> Store:
         ingest(store, key, body, NOW)
     store.close()
     return open_store(Settings(database_url=sqlite_url))
+
+
+def page_plan(
+    store: Store,
+    conditions: Sequence[Condition],
+    *,
+    after: Position | None,
+    is_descending: bool = False,
+    by: OrderBy = "event_time",
+) -> list[str]:
+    """SQLite's query plan for one page of 101 events, read on ``store``, which it closes."""
+    statement = page_statement(
+        conditions,
+        dialect_name="sqlite",
+        after=after,
+        is_descending=is_descending,
+        limit=101,
+        with_raw=False,
+        by=by,
+    )
+    sql = str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    with store.engine.connect() as connection:
+        plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+    store.close()
+    return plan
 
 
 def assert_each_segment_walks(plan: list[str], index: str) -> None:
@@ -68,37 +95,24 @@ def test_a_filtered_page_reads_the_selective_index_in_order(
 ) -> None:
     store = segmented_store(sqlite_url)
     query = parse_event_query({**params, "order": [order]}, LIMITS)
-    statement = page_statement(
+    plan = page_plan(
+        store,
         query.filter.conditions,
-        dialect_name="sqlite",
         after=Position("2024-06-01T00:00:00.000000Z", 10),
         is_descending=order == "desc",
-        limit=101,
-        with_raw=False,
     )
-    sql = str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
-    with store.engine.connect() as connection:
-        plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
-    store.close()
     assert_each_segment_walks(plan, index)
 
 
 def test_an_incremental_pull_by_received_time_reads_the_received_index(sqlite_url: str) -> None:
     store = segmented_store(sqlite_url)
     query = parse_event_query({"receivedSince": ["2024-06-01"], "order": ["received"]}, LIMITS)
-    statement = page_statement(
+    plan = page_plan(
+        store,
         query.filter.conditions,
-        dialect_name="sqlite",
         after=Position("2024-06-02T00:00:00.000000Z", 10),
-        is_descending=False,
-        limit=101,
-        with_raw=False,
         by="received_at",
     )
-    sql = str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
-    with store.engine.connect() as connection:
-        plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
-    store.close()
     assert_each_segment_walks(plan, "events_received_at")
 
 
@@ -110,18 +124,7 @@ def test_an_event_id_filter_finds_the_row_by_its_id_hash_in_every_segment(
     query = parse_event_query(
         {"eventId": ["urn:uuid:00000000-0000-4000-8000-000000000001"]}, LIMITS
     )
-    statement = page_statement(
-        query.filter.conditions,
-        dialect_name="sqlite",
-        after=None,
-        is_descending=False,
-        limit=101,
-        with_raw=False,
-    )
-    sql = str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
-    with store.engine.connect() as connection:
-        plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
-    store.close()
+    plan = page_plan(store, query.filter.conditions, after=None)
     segment_walks = [line for line in plan if line.startswith(("SEARCH events_s", "SCAN events_s"))]
     assert len(segment_walks) == SEGMENTS, plan
     assert all("USING INTEGER PRIMARY KEY (rowid=?)" in line for line in segment_walks), plan
