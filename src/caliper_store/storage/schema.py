@@ -39,9 +39,12 @@ def iri_key(iri: str | None) -> int | None:
     on these integers they cost a third as much. A query filters on the key and the IRI
     together, so a hash collision can never return a wrong row.
     """
-    if iri is None:
-        return None
-    digest = hashlib.blake2b(iri.encode("utf-8"), digest_size=8).digest()
+    return None if iri is None else hash64(iri)
+
+
+def hash64(text: str) -> int:
+    """A stable signed 64-bit hash of ``text`` (blake2b): an integer index key for long text."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

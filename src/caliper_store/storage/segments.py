@@ -20,14 +20,13 @@ PostgreSQL partitions ``events`` by month instead (storage/postgres.py).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 from sqlalchemy import Column, MetaData, Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateTable
 
-from caliper_store.storage.schema import events
+from caliper_store.storage.schema import events, hash64
 
 SEGMENT_PREFIX = "events_s"
 # SQLite refuses a compound SELECT of more terms (SQLITE_MAX_COMPOUND_SELECT): past it the view
@@ -63,9 +62,11 @@ _VIEW_COLUMNS = ", ".join(column.name for column in events.columns)
 
 
 def event_id_hash(event_id: str) -> int:
-    """The signed 64-bit hash an event id is found by in ``event_id_hashes``."""
-    digest = hashlib.blake2b(event_id.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    """The signed 64-bit hash an event id is found by in ``event_id_hashes``.
+
+    Not cached as ``iri_key`` is: ids rarely recur, and they would push the IRIs out.
+    """
+    return hash64(event_id)
 
 
 def segment_table(number: int) -> str:

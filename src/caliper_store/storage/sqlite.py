@@ -210,12 +210,15 @@ class _SqliteWriteTransaction:
             self._last_seq = first_seq - 1 if newest is None else int(newest)
         return self._last_seq
 
-    def _select_in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _select_in(
+        self, sql: str, values: Sequence[Any], *, on: sqlite3.Connection | None = None
+    ) -> list[tuple[Any, ...]]:
+        connection = self._connection if on is None else on
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(values), IN_CHUNK):
             chunk = values[start : start + IN_CHUNK]
             marks = ", ".join("?" for _ in chunk)
-            rows.extend(self._connection.execute(sql.format(marks=marks), chunk).fetchall())
+            rows.extend(connection.execute(sql.format(marks=marks), chunk).fetchall())
         return rows
 
     def active_key_ids(self, key_ids: Collection[int]) -> set[int]:
@@ -258,16 +261,12 @@ class _SqliteWriteTransaction:
         return found
 
     def _sealed_hashes(self, hashes: Sequence[int]) -> set[int]:
-        held: set[int] = set()
-        for start in range(0, len(hashes), IN_CHUNK):
-            chunk = hashes[start : start + IN_CHUNK]
-            marks = ", ".join("?" for _ in chunk)
-            reader = self._connection if self._has_merged else self._sealed_reader
-            rows = reader.execute(
-                f"SELECT id_hash FROM event_id_hashes WHERE id_hash IN ({marks})", chunk
-            )
-            held.update(row[0] for row in rows)
-        return held
+        rows = self._select_in(
+            "SELECT id_hash FROM event_id_hashes WHERE id_hash IN ({marks})",
+            hashes,
+            on=self._connection if self._has_merged else self._sealed_reader,
+        )
+        return {row[0] for row in rows}
 
     def event_hashes(self, event_ids: Collection[str]) -> dict[str, str]:
         ids = list(event_ids)
