@@ -196,6 +196,36 @@ class Settings:
         "Most events in one file of a date-partitioned export; a bigger day gets more part files.",
     )
 
+    session_gap_minutes: int = _setting(
+        30,
+        "Reports: a gap between two events of a person in a course longer than this starts a "
+        "new visit; time active sums the gaps up to it (Moodle block_dedication's method).",
+    )
+    inactive_days: int = _setting(
+        7, "Reports: a student with no event in the course for this many days is inactive."
+    )
+    silent_after_minutes: int = _setting(
+        60,
+        "Delivery report: a key that sent nothing for this many minutes, while it sent in the "
+        "same window the day before, is flagged silent.",
+    )
+    at_risk_activity_days: int = _setting(
+        7, "At-risk report: the recent window whose activity is compared with the course's."
+    )
+    at_risk_activity_percent_below: int = _setting(
+        20,
+        "At-risk report: activity in the recent window this many percent below the course "
+        "average fires the activity rule (Blackboard Retention Center's default).",
+    )
+    at_risk_no_access_days: int = _setting(
+        5, "At-risk report: no event in the course for more than this many days fires a rule."
+    )
+    at_risk_grade_percent_below: int = _setting(
+        25,
+        "At-risk report: a student's latest grades this many percent below the class average "
+        "fire the grade rule.",
+    )
+
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict fit to print: passwords in URLs are masked."""
         shown = dataclasses.asdict(self)
@@ -286,6 +316,11 @@ def _validate(settings: Settings) -> None:
         "export_batch_events",
         "export_row_group_events",
         "export_file_events",
+        "session_gap_minutes",
+        "inactive_days",
+        "silent_after_minutes",
+        "at_risk_activity_days",
+        "at_risk_no_access_days",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -311,6 +346,9 @@ def _validate(settings: Settings) -> None:
             "setting 'raw_dictionary_retrain_percent' must be above 100",
             field="raw_dictionary_retrain_percent",
         )
+    for name in ("at_risk_activity_percent_below", "at_risk_grade_percent_below"):
+        if not 0 < getattr(settings, name) < 100:
+            raise ConfigurationError(f"setting {name!r} must be between 1 and 99", field=name)
     if settings.max_nesting_depth > MAX_PARSER_DEPTH:
         raise ConfigurationError(
             f"setting 'max_nesting_depth' cannot exceed {MAX_PARSER_DEPTH}: deeper items could "

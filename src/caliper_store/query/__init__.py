@@ -19,7 +19,16 @@ from caliper_store.query.export import (
     parse_format,
     stream_export,
 )
-from caliper_store.query.filters import FILTER_FIELDS, EventFilter, FilterField, build_filter
+from caliper_store.query.filters import (
+    FILTER_FIELDS,
+    EventFilter,
+    FilterField,
+    build_filter,
+    group_params,
+    parse_int,
+    parse_time,
+    refuse_nul,
+)
 from caliper_store.query.formats import EXPORT_FORMATS, MEDIA_TYPES, SUFFIXES, ExportFormat
 from caliper_store.query.quarantine import (
     QUARANTINE_PARAMS,
@@ -55,14 +64,18 @@ __all__ = [
     "export_partitioned",
     "export_to_stream",
     "find_event",
+    "group_params",
     "page_json",
     "parse_event_query",
     "parse_export_request",
     "parse_format",
+    "parse_int",
     "parse_item_id",
     "parse_quarantine_query",
+    "parse_time",
     "quarantine_page",
     "quarantine_page_json",
+    "refuse_nul",
     "search_page",
     "show_item",
     "stream_export",

@@ -27,13 +27,16 @@ from caliper_store.storage.records import (
     conflict_reason,
     event_verdict,
 )
-from caliper_store.storage.schema import utc_text
+from caliper_store.storage.schema import micros_text, utc_micros, utc_text
+from caliper_store.storage.search import Condition
+from caliper_store.storage.snapshot import QuarantineSummary, ReceiptSummary, Snapshot
 from caliper_store.storage.usage import storage_usage
 from caliper_store.storage.writer import GroupCommitWriter, commit_batch
 
 __all__ = [
     "DEFAULT_BATCH_EVENTS",
     "ApiKey",
+    "Condition",
     "ConversionPlan",
     "EntityRow",
     "EventRow",
@@ -42,10 +45,13 @@ __all__ = [
     "ItemVerdict",
     "KeyRegistry",
     "QuarantineRow",
+    "QuarantineSummary",
     "Reason",
     "Receipt",
+    "ReceiptSummary",
     "Replay",
     "SchemaState",
+    "Snapshot",
     "Store",
     "WriteRequest",
     "commit_batch",
@@ -54,9 +60,11 @@ __all__ = [
     "convert_plain_raw",
     "event_verdict",
     "hash_key",
+    "micros_text",
     "open_store",
     "plain_event_count",
     "plan_conversion",
     "storage_usage",
+    "utc_micros",
     "utc_text",
 ]

@@ -34,6 +34,7 @@ from caliper_store.storage.schema import (
     utc_text,
 )
 from caliper_store.storage.search import EventReader, QuarantineDesk, matching_event_ids
+from caliper_store.storage.snapshot import Snapshot, read_snapshot
 from caliper_store.storage.usage import RelationSize
 
 
@@ -123,6 +124,10 @@ class Store(ABC):
         Raises:
             QueryTimeout: a statement ran past the limit (built by ``search.query_timeout``).
         """
+
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        """One consistent read of events, receipts and quarantine (see ``storage.snapshot``)."""
+        return read_snapshot(self.engine, self.raw_codec, self.time_limit)
 
     @abstractmethod
     def close(self) -> None:

@@ -23,7 +23,7 @@ from caliper_store.ingest import IngestLimits
 from caliper_store.storage import GroupCommitWriter, Store, open_store
 from caliper_store.storage.writer import Committer, ThreadCommitter
 from caliper_store.storage.writer_process import WriterProcess
-from caliper_store.web import events, health, ingest, openapi, quarantine
+from caliper_store.web import events, health, ingest, openapi, quarantine, reports
 from caliper_store.web.auth import KeyAuthenticator
 from caliper_store.web.budget import InflightBudget
 from caliper_store.web.context import AppContext
@@ -53,6 +53,7 @@ ROUTES = [
     Route("/api/quarantine/{item_id}", quarantine.show, methods=["GET"]),
     Route("/api/quarantine/{item_id}/replay", quarantine.replay, methods=["POST"]),
     Route("/api/quarantine/{item_id}/discard", quarantine.discard, methods=["POST"]),
+    *(Route(path, reports.get_report, methods=["GET"]) for path in reports.REPORT_PATHS),
     Route("/api/openapi.json", openapi.openapi_json, methods=["GET"]),
 ]
 

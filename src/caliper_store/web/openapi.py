@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +16,8 @@ from starlette.responses import Response
 from caliper_store.query import EXPORT_FORMATS, FILTER_FIELDS, MEDIA_TYPES
 from caliper_store.query.cursor import MAX_CURSOR_CHARS
 from caliper_store.query.filters import ID_MAX, KEY_ID_MAX
+from caliper_store.reports import MAX_DAYS, MAX_GAP_MINUTES, PARAMS_BY_NAME, REPORTS, ReportParam
+from caliper_store.web.reports import REPORT_FORMATS
 from caliper_store.web.responses import json_response
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -431,6 +434,81 @@ def _read_paths() -> dict[str, Any]:
     }
 
 
+def _report_parameter(spec: ReportParam, *, is_required: bool) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1 if is_required else 0}
+    # An empty value is no value (forms send empty fields), so each kind also admits "".
+    if spec.kind == "time":
+        schema = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
+    elif spec.kind == "zone":
+        schema = {"type": "string", "enum": ["", *sorted(available_timezones())]}
+    elif spec.kind == "minutes":
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_GAP_MINUTES}
+    elif spec.kind == "days":
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_DAYS}
+    parameter = _query(spec.param, spec.help, schema)
+    parameter["required"] = is_required
+    return parameter
+
+
+REPORT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["report", "asOf", "method", "rows"],
+    "properties": {
+        "report": {"type": "string"},
+        "asOf": {
+            **NULLABLE_TEXT,
+            "description": "When the newest event the store held was received: every event "
+            "received up to then is counted.",
+        },
+        "method": {
+            "type": "object",
+            "description": "The definitions used and every parameter, defaults included.",
+        },
+        "rows": {"type": "array", "items": {"type": "object"}},
+    },
+    "additionalProperties": True,
+}
+
+
+def _report_paths() -> dict[str, Any]:
+    """One path per report, each with the parameters it takes (``web.app`` routes them so)."""
+    paths: dict[str, Any] = {}
+    for spec in REPORTS:
+        parameters = [
+            _report_parameter(PARAMS_BY_NAME[param], is_required=param in spec.required)
+            for param in spec.params
+        ]
+        parameters.append(
+            _query(
+                "format",
+                "json (the default) or csv: the rows, nested values as JSON text.",
+                {"type": "string", "enum": ["", *REPORT_FORMATS], "default": "json"},
+            )
+        )
+        paths[f"/api/reports/{spec.name}"] = {
+            "get": {
+                "summary": f"Report: {spec.name}",
+                "description": spec.help + " Computed from one consistent snapshot of the store. "
+                "Times are between 1970 and 9998, and since must be before until; a parameter "
+                "the report does not take is refused with 400 naming it; an unknown course is an "
+                "empty report." + READ_NOTE,
+                "security": KEY,
+                "parameters": parameters,
+                "responses": {
+                    "200": {
+                        "description": "The report.",
+                        "content": {
+                            "application/json": {"schema": REPORT_SCHEMA},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_problems(400, 401, 403, 503),
+                },
+            }
+        }
+    return paths
+
+
 def _quarantine_paths() -> dict[str, Any]:
     return {
         "/api/quarantine": {
@@ -540,9 +618,14 @@ def openapi_document() -> dict[str, Any]:
             "title": "caliper-store",
             "version": "1",
             "description": "An IMS Caliper event store: the Caliper Sensor API endpoint, and "
-            "the API that gets events, exports and quarantined items back out.",
+            "the API that gets events, exports, reports and quarantined items back out.",
         },
-        "paths": {**_ingest_paths(), **_read_paths(), **_quarantine_paths()},
+        "paths": {
+            **_ingest_paths(),
+            **_read_paths(),
+            **_quarantine_paths(),
+            **_report_paths(),
+        },
         "components": {
             "securitySchemes": {
                 "apiKey": {
@@ -550,8 +633,8 @@ def openapi_document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "An API key from `caliper-store keys create`, as "
                     "`Authorization: Bearer <key>` (or the bare key, as Moodle sends it). Scopes: "
-                    "ingest (send events), read (search, export, list quarantine), admin (replay "
-                    "and discard quarantined items; implies read).",
+                    "ingest (send events), read (search, export, reports, list quarantine), "
+                    "admin (replay and discard quarantined items; implies read).",
                 }
             },
             "schemas": _schemas(),

@@ -1,0 +1,57 @@
+"""``caliper-store report NAME``: a report as a table, JSON or CSV, by the code the API runs."""
+
+from __future__ import annotations
+
+import click
+
+from caliper_store.cli.common import F, database_option, friendly_errors, open_of
+from caliper_store.cli.main import main
+from caliper_store.reports import REPORT_PARAMS, REPORTS, report_csv, report_table, run_report
+
+
+def _report_options(command: F) -> F:
+    """One ``--flag`` per report parameter, from the table the HTTP API reads too."""
+    for spec in reversed(REPORT_PARAMS):
+        command = click.option(spec.flag, spec.name, default=None, help=spec.help)(command)
+    return command
+
+
+def _help() -> str:
+    lines = ["Print a report: a table, or --json (as the API answers), or --csv.", ""]
+    lines.append("\b")
+    for spec in REPORTS:
+        taken = ", ".join(spec.params) or "none"
+        lines.append(f"{spec.name}: {spec.help} Parameters: {taken}.")
+    return "\n".join(lines)
+
+
+@main.command(help=_help())
+@click.argument("name", type=click.Choice([spec.name for spec in REPORTS]))
+@_report_options
+@click.option("--json", "as_json", is_flag=True, help="The report as GET /api/reports answers.")
+@click.option("--csv", "as_csv", is_flag=True, help="The rows as CSV (what format=csv gives).")
+@database_option
+@click.pass_context
+@friendly_errors
+def report(
+    ctx: click.Context,
+    /,
+    name: str,
+    as_json: bool,
+    as_csv: bool,
+    database: str | None,
+    **params: str | None,
+) -> None:
+    """Print a report (help text built by ``_help``)."""
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    values = {key: [value] for key, value in params.items() if value is not None}
+    with open_of(ctx, database) as (settings, store):
+        found = run_report(store, name, values, settings, by_param=False)
+    if as_json:
+        click.echo(found.to_json_bytes().decode("utf-8"))
+    elif as_csv:
+        click.echo(report_csv(found), nl=False)
+    else:
+        click.echo(report_table(found))
+        click.echo(f"{len(found.rows)} rows; as of {found.as_of or 'no events'}", err=True)

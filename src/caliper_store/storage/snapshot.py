@@ -1,0 +1,149 @@
+"""One consistent read of many tables: what a report needs, on either backend.
+
+A report reads events, receipts and quarantine together and must not count an event that
+arrived between two of its statements in one figure and not in another. A snapshot is one
+read transaction (SQLite's WAL snapshot; PostgreSQL's REPEATABLE READ), under the store's time
+limit, with database failures mapped as every other read is (``search._reading``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, select
+
+from caliper_store.storage.compression import RawCodec
+from caliper_store.storage.schema import api_keys, events, quarantine, receipts
+from caliper_store.storage.search import (
+    RAW_COLUMNS,
+    STREAM_ROWS,
+    Condition,
+    TimeLimit,
+    _conditions,
+    _reading,
+)
+
+# Rows of raw events fetched by seq in one statement (SQLite binds at most 32,766 values).
+RAW_LOOKUP_CHUNK = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptSummary:
+    """One request as its receipt counted it."""
+
+    id: int
+    api_key_id: int
+    sensor: str | None
+    received_at: str
+    item_count: int
+    stored_count: int
+    duplicate_count: int
+    quarantined_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineSummary:
+    """One quarantined item: the request that brought it and why it was held."""
+
+    receipt_id: int
+    api_key_id: int
+    reason: str
+    received_at: str
+
+
+class Snapshot:
+    """Reads on one connection inside one read transaction (see the module docstring)."""
+
+    def __init__(self, connection: Connection, codec: RawCodec) -> None:
+        self._connection = connection
+        self._codec = codec
+
+    def events(
+        self, conditions: Sequence[Condition], columns: Sequence[str]
+    ) -> Iterator[tuple[object, ...]]:
+        """The chosen columns of every matching event, in ``(event_time, seq)`` order, streamed."""
+        query = (
+            select(*(events.c[name] for name in columns))
+            .where(*_conditions(conditions, self._connection.dialect.name))
+            .order_by(events.c.event_time, events.c.seq)
+        )
+        streamed = self._connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
+        with streamed.execute(query) as rows:
+            for row in rows:
+                yield tuple(row)
+
+    def raw_events(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The raw JSON as sent of the events with these seqs."""
+        found: dict[int, str] = {}
+        wanted = sorted(set(seqs))
+        for start in range(0, len(wanted), RAW_LOOKUP_CHUNK):
+            chunk = wanted[start : start + RAW_LOOKUP_CHUNK]
+            query = select(events.c.seq, *(events.c[name] for name in RAW_COLUMNS)).where(
+                events.c.seq.in_(chunk)
+            )
+            for seq, plain, frame, dictionary_id in self._connection.execute(query):
+                found[seq] = self._codec.decode(self._connection, plain, frame, dictionary_id)
+        return found
+
+    def newest_received_at(self) -> str | None:
+        """When the newest stored event was received (``receipts`` cover every stored event)."""
+        value = self._connection.scalar(  # walks receipts_received_at back from the newest
+            select(receipts.c.received_at)
+            .where(receipts.c.stored_count > 0)
+            .order_by(receipts.c.received_at.desc())
+            .limit(1)
+        )
+        return None if value is None else str(value)
+
+    def receipts(self, since: str, until: str) -> list[ReceiptSummary]:
+        """Every request received in ``[since, until)``, oldest first."""
+        query = (
+            select(
+                receipts.c.id,
+                receipts.c.api_key_id,
+                receipts.c.sensor,
+                receipts.c.received_at,
+                receipts.c.item_count,
+                receipts.c.stored_count,
+                receipts.c.duplicate_count,
+                receipts.c.quarantined_count,
+            )
+            .where(receipts.c.received_at >= since, receipts.c.received_at < until)
+            .order_by(receipts.c.received_at, receipts.c.id)
+        )
+        return [ReceiptSummary(*row) for row in self._connection.execute(query)]
+
+    def quarantined(self, since: str, until: str) -> list[QuarantineSummary]:
+        """Every item quarantined in ``[since, until)``, whatever became of it since."""
+        query = select(
+            quarantine.c.receipt_id,
+            quarantine.c.api_key_id,
+            quarantine.c.reason,
+            quarantine.c.received_at,
+        ).where(quarantine.c.received_at >= since, quarantine.c.received_at < until)
+        return [QuarantineSummary(*row) for row in self._connection.execute(query)]
+
+    def key_labels(self) -> dict[int, str]:
+        """Every API key's label by id (labels are names people chose, never secrets)."""
+        rows = self._connection.execute(select(api_keys.c.id, api_keys.c.label))
+        return {key_id: label for key_id, label in rows}
+
+
+@contextmanager
+def read_snapshot(engine: Engine, codec: RawCodec, time_limit: TimeLimit) -> Iterator[Snapshot]:
+    """A :class:`Snapshot`, rolled back at the end (it never writes).
+
+    Raises:
+        StorageUnavailable: the database could not be reached or did not answer.
+        QueryTimeout: the reads together ran past the store's query time limit.
+    """
+    with _reading("a report"), engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin(), time_limit(connection):
+            if connection.dialect.name == "sqlite":
+                # pysqlite opens a transaction only before a write; a read snapshot needs BEGIN.
+                connection.exec_driver_sql("BEGIN")
+            yield Snapshot(connection, codec)

@@ -1,0 +1,160 @@
+"""Reports agree with a direct computation over the raw events read back, on generated traffic.
+
+Each example sends its own events (some envelopes twice) into courses of its own, then compares
+student-activity, course-activity and courses with figures computed here, independently, from
+the raw JSON the store returns for those courses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from tests.fixtures.events import ingest
+
+from caliper_store.config import Settings
+from caliper_store.reports import run_report
+from caliper_store.storage import ApiKey, Condition, Store
+
+V1P2 = "http://purl.imsglobal.org/ctx/caliper/v1p2"
+START = datetime(2024, 5, 6, tzinfo=UTC)
+TYPES = (
+    ("NavigationEvent", "NavigatedTo"),
+    ("ViewEvent", "Viewed"),
+    ("AssessmentEvent", "Submitted"),
+)
+EXAMPLES = itertools.count()
+GAP_MINUTES = 30
+
+event_strategy = st.tuples(
+    st.integers(0, 2),  # actor
+    st.booleans(),  # is a Person (else a SoftwareApplication)
+    st.integers(0, 1),  # course
+    # Minutes since START; half of them on the half hour, so gaps of exactly the session gap occur.
+    st.one_of(st.integers(0, 3 * 24 * 60), st.integers(0, 24 * 2).map(lambda n: n * 30)),
+    st.integers(0, len(TYPES) - 1),
+)
+
+
+def _events(example: int, drawn: list[tuple[int, bool, int, int, int]]) -> list[dict[str, Any]]:
+    made = []
+    for number, (actor, is_person, course, minute, kind) in enumerate(drawn):
+        event_type, action = TYPES[kind]
+        made.append(
+            {
+                "@context": V1P2,
+                "id": f"urn:uuid:{uuid.uuid4()}",
+                "type": event_type,
+                "actor": {
+                    "id": f"https://p.example.edu/{example}/users/{actor}",
+                    "type": "Person" if is_person else "SoftwareApplication",
+                },
+                "action": action,
+                "object": {"id": f"https://p.example.edu/objects/{number}", "type": "WebPage"},
+                "eventTime": (START + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z"),
+                "group": {"id": _course(example, course), "type": "CourseOffering"},
+            }
+        )
+    return made
+
+
+def _course(example: int, course: int) -> str:
+    return f"https://p.example.edu/{example}/courses/{course}"
+
+
+def _read_back(store: Store, group: str) -> list[dict[str, Any]]:
+    """The raw events of a course as the store returns them, parsed here."""
+    found: list[dict[str, Any]] = []
+    for batch in store.events.batches(
+        [Condition("group_id", "in", (group,))], batch_events=1000, with_raw=True
+    ):
+        found.extend(orjson.loads(record.raw or "") for record in batch)
+    return found
+
+
+def _expected_activity(raw: list[dict[str, Any]]) -> dict[str, tuple[int, int, int, float]]:
+    """actor: (events, activeDays, visits, timeActiveSeconds), straight from the definitions."""
+    times: dict[str, list[datetime]] = defaultdict(list)
+    for event in raw:
+        if event["actor"]["type"] == "Person":
+            times[event["actor"]["id"]].append(datetime.fromisoformat(event["eventTime"]))
+    expected = {}
+    for actor, moments in times.items():
+        moments.sort()
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(moments)]
+        long_gaps = [gap for gap in gaps if gap > GAP_MINUTES * 60]
+        expected[actor] = (
+            len(moments),
+            len({moment.date() for moment in moments}),
+            1 + len(long_gaps),
+            round(sum(gap for gap in gaps if gap <= GAP_MINUTES * 60), 2),
+        )
+    return expected
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    drawn=st.lists(event_strategy, min_size=1, max_size=40),
+    resent=st.sets(st.integers(0, 7), max_size=3),
+)
+# One gap of exactly the session gap (it does not start a visit) and one a minute longer.
+@example(drawn=[(0, True, 0, 0, 0), (0, True, 0, 30, 1), (0, True, 0, 61, 2)], resent={0})
+def test_reports_agree_with_the_raw_events(
+    store: Store, drawn: list[tuple[int, bool, int, int, int]], resent: set[int]
+) -> None:
+    example = next(EXAMPLES)
+    key = _key(store, example)
+    events = _events(example, drawn)
+    envelopes = [events[start : start + 5] for start in range(0, len(events), 5)]
+    for number, batch in enumerate(envelopes):
+        body = orjson.dumps(
+            {
+                "sensor": "https://p.example.edu",
+                "sendTime": "2024-05-10T00:00:00Z",
+                "dataVersion": V1P2,
+                "data": batch,
+            }
+        )
+        ingest(store, key, body, f"2024-05-10T00:00:{number:02d}.000000Z")
+        if number in resent:  # a retry: every event in it a duplicate
+            ingest(store, key, body, f"2024-05-10T00:01:{number:02d}.000000Z")
+    courses = {
+        row["groupId"]: row
+        for row in run_report(store, "courses", {"at": ["2024-05-10"]}, Settings()).rows
+    }
+    for course in {_course(example, number) for _, _, number, _, _ in drawn}:
+        raw = _read_back(store, course)
+        assert len(raw) == sum(1 for event in events if event["group"]["id"] == course)
+        expected = _expected_activity(raw)
+        found = run_report(store, "student-activity", {"groupId": [course]}, Settings())
+        got = {
+            row["actorId"]: (
+                row["events"],
+                row["activeDays"],
+                row["visits"],
+                row["timeActiveSeconds"],
+            )
+            for row in found.rows
+        }
+        assert got == expected
+        days = run_report(store, "course-activity", {"groupId": [course]}, Settings())
+        by_day = Counter(event["eventTime"][:10] for event in raw)
+        assert {row["date"]: row["events"] for row in days.rows} == dict(by_day)
+        assert (courses[course]["events"], courses[course]["students"]) == (len(raw), len(expected))
+
+
+def _key(store: Store, example: int) -> ApiKey:
+    raw, _ = store.keys.create(label=f"producer {example}", now="2024-05-01T00:00:00.000000Z")
+    key = store.keys.authenticate(raw)
+    assert key is not None
+    return key
