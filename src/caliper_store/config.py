@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -226,10 +227,22 @@ class Settings:
         "fire the grade rule.",
     )
 
+    session_secret: str = _setting(
+        "",
+        "Secret that signs dashboard session cookies (keep it out of the database and logs). "
+        "Empty: `serve` makes a random one at each start, so sessions end when the server "
+        "restarts; set it (for example from a file, via CALIPER_STORE_SESSION_SECRET) to keep "
+        "them, and with several servers behind one address.",
+    )
+    session_max_age_hours: int = _setting(
+        12, "Hours a dashboard login lasts before the key must be given again."
+    )
+
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict fit to print: passwords in URLs are masked."""
         shown = dataclasses.asdict(self)
         shown["database_url"] = redact_url(self.database_url)
+        shown["session_secret"] = "***" if self.session_secret else ""
         return shown
 
 
@@ -321,6 +334,7 @@ def _validate(settings: Settings) -> None:
         "silent_after_minutes",
         "at_risk_activity_days",
         "at_risk_no_access_days",
+        "session_max_age_hours",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -433,6 +447,16 @@ def settings_from_environment(
 ) -> Settings:
     """Settings for an entry point: the process environment, an optional file, and flags."""
     return load_settings(flags, os.environ, path)
+
+
+def with_session_secret(settings: Settings) -> Settings:
+    """The settings with a session secret: the one set, or a new random one for this start.
+
+    One is made before any worker starts, so every worker of one server signs alike.
+    """
+    if settings.session_secret:
+        return settings
+    return dataclasses.replace(settings, session_secret=secrets.token_urlsafe(32))
 
 
 def export_to_environment(settings: Settings) -> None:

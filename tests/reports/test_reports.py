@@ -356,3 +356,21 @@ def test_reports_of_an_empty_store_are_empty(store: Store) -> None:
     for name in ("courses", "sessions", "delivery"):
         found = run_report(store, name, {}, Settings(), now=now)
         assert (found.rows, found.as_of) == ([], None)
+
+
+def test_overview_counts_events_per_day_and_key(course: Store) -> None:
+    found = report(course, "overview", at="2024-03-06T10:00:00Z")
+    assert [(row["date"], row["keyLabel"], row["events"]) for row in found.rows] == [
+        ("2024-03-04", "Learn", 8),  # the first batch's 7 and the late view
+        ("2024-03-04", "Canvas", 4),
+        ("2024-03-04", "Moodle", 3),
+        ("2024-03-05", "Learn", 4),
+    ]
+    assert [(key["keyLabel"], key["events"]) for key in found.summary["keys"]] == [
+        ("Learn", 12),
+        ("Canvas", 4),
+        ("Moodle", 3),
+    ]
+    assert found.summary["quarantineHeld"] == {"id_conflict": 1}
+    # The window is the 30 days before at.
+    assert report(course, "overview", at="2024-05-01T00:00:00Z").rows == []

@@ -16,7 +16,7 @@ from tests.fixtures.payloads import canvas_event, envelope
 from tests.fixtures.server import ServerProcess, run_cli
 
 from caliper_store.storage import Store
-from caliper_store.web.app import ROUTES
+from caliper_store.web.app import API_ROUTES
 
 NOW = "2024-01-01T00:00:00.000000Z"
 READ_ROUTES = [
@@ -167,7 +167,7 @@ def test_openapi_describes_every_route(client: Client) -> None:
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"].startswith("3.")
-    for route in ROUTES:
+    for route in API_ROUTES:
         path = openapi_path(route.path)
         assert path in document["paths"], path
         for method in route.methods or ():

@@ -21,6 +21,7 @@ from caliper_store.cli.common import (
 from caliper_store.config import (
     SETTING_FIELDS,
     export_to_environment,
+    with_session_secret,
 )
 from caliper_store.storage import (
     DEFAULT_BATCH_EVENTS,
@@ -70,7 +71,7 @@ def serve(ctx: click.Context, /, **flags: object) -> None:
     from caliper_store.web import create_app
     from caliper_store.web.server import bounded_http_protocol
 
-    settings = settings_of(ctx, **flags)
+    settings = with_session_secret(settings_of(ctx, **flags))
     logging.getLogger().setLevel(settings.log_level.upper())
     # Fail before binding the port when the database cannot be used.
     store = open_store(settings)

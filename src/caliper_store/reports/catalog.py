@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from caliper_store.reports.activity import at_risk, course_activity, courses, student_activity
 from caliper_store.reports.delivery import delivery
 from caliper_store.reports.grades import GRADE_DEFINITIONS, course_grades
+from caliper_store.reports.overview import overview
 from caliper_store.reports.params import ReportQuery
 from caliper_store.reports.report import Report, ReportSettings, as_of, method_of
 from caliper_store.reports.sessions import sessions
@@ -45,6 +46,15 @@ class ReportSpec:
 COURSE_PARAMS = ("groupId", "since", "until", "at", "tz", "sessionGapMinutes", "inactiveDays")
 
 REPORTS: tuple[ReportSpec, ...] = (
+    ReportSpec(
+        "overview",
+        "The store at a glance: events per UTC day and key (by default the 30 days before at), "
+        "each key's total, and the items quarantine holds by reason.",
+        ("since", "until", "at"),
+        (),
+        ("date", "keyId", "keyLabel", "events"),
+        overview,
+    ),
     ReportSpec(
         "courses",
         "Every group seen (course or section): events, students, students active in the last "

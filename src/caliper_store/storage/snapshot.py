@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import BigInteger, Connection, Engine, func, select, type_coerce
 
 from caliper_store.storage.compression import RawCodec
 from caliper_store.storage.schema import api_keys, events, quarantine, receipts
@@ -25,6 +27,8 @@ from caliper_store.storage.search import (
     _reading,
 )
 
+MICROS_PER_DAY = 86_400_000_000
+EPOCH_DAY = date(1970, 1, 1)
 # Rows of raw events fetched by seq in one statement (SQLite binds at most 32,766 values).
 RAW_LOOKUP_CHUNK = 1_000
 
@@ -124,6 +128,38 @@ class Snapshot:
             quarantine.c.received_at,
         ).where(quarantine.c.received_at >= since, quarantine.c.received_at < until)
         return [QuarantineSummary(*row) for row in self._connection.execute(query)]
+
+    def daily_event_counts(self, since: str, until: str) -> list[tuple[str, int, int]]:
+        """``(UTC day, key id, events)`` for the events whose eventTime is in ``[since, until)``.
+
+        Counted by the database, not row by row here: a month of a busy store is a million rows.
+        """
+        if self._connection.dialect.name == "sqlite":  # integer microseconds (UtcMicros)
+            micros = type_coerce(events.c.event_time, BigInteger)
+            day: Any = (micros // MICROS_PER_DAY).label("day")
+        else:
+            utc = func.timezone("UTC", events.c.event_time)
+            day = func.to_char(utc, "YYYY-MM-DD").label("day")
+        query = (
+            select(day, events.c.api_key_id, func.count())
+            .where(events.c.event_time >= since, events.c.event_time < until)
+            .group_by(day, events.c.api_key_id)
+        )
+        counts = []
+        for found_day, key_id, count in self._connection.execute(query):
+            if isinstance(found_day, int):
+                found_day = (EPOCH_DAY + timedelta(days=found_day)).isoformat()
+            counts.append((str(found_day), int(key_id), int(count)))
+        return sorted(counts)
+
+    def held_by_reason(self) -> dict[str, int]:
+        """Items held in quarantine now, by their first reason."""
+        query = (
+            select(quarantine.c.reason, func.count())
+            .where(quarantine.c.status == "held")
+            .group_by(quarantine.c.reason)
+        )
+        return {reason: int(count) for reason, count in self._connection.execute(query)}
 
     def key_labels(self) -> dict[int, str]:
         """Every API key's label by id (labels are names people chose, never secrets)."""

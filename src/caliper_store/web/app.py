@@ -14,16 +14,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from caliper_store.config import Settings, settings_from_environment
+from caliper_store.config import Settings, settings_from_environment, with_session_secret
 from caliper_store.errors import CaliperStoreError
 from caliper_store.ingest import IngestLimits
 from caliper_store.storage import GroupCommitWriter, Store, open_store
 from caliper_store.storage.writer import Committer, ThreadCommitter
 from caliper_store.storage.writer_process import WriterProcess
-from caliper_store.web import events, health, ingest, openapi, quarantine, reports
+from caliper_store.web import dashboard, events, health, ingest, openapi, quarantine, reports
 from caliper_store.web.auth import KeyAuthenticator
 from caliper_store.web.budget import InflightBudget
 from caliper_store.web.context import AppContext
@@ -37,7 +38,7 @@ from caliper_store.web.problems import (
 
 logger = logging.getLogger(__name__)
 
-ROUTES = [
+API_ROUTES: list[Route] = [
     Route("/caliper", ingest.post_events, methods=["POST"]),
     Route("/caliper", ingest.endpoint_config, methods=["GET"]),
     # The 1EdTech certification suite posts to a path ending in /message.
@@ -56,6 +57,21 @@ ROUTES = [
     *(Route(path, reports.get_report, methods=["GET"]) for path in reports.REPORT_PATHS),
     Route("/api/openapi.json", openapi.openapi_json, methods=["GET"]),
 ]
+# The dashboard (web/dashboard.py): HTML pages behind a login with a read or admin key, and
+# the stylesheet and scripts they load (public: they hold no data).
+DASHBOARD_ROUTES: list[BaseRoute] = [
+    Route("/login", dashboard.login_form, methods=["GET"]),
+    Route("/login", dashboard.login, methods=["POST"]),
+    Route("/logout", dashboard.logout, methods=["POST"]),
+    Route("/", dashboard.overview, methods=["GET"]),
+    Route("/course", dashboard.course, methods=["GET"]),
+    Route("/course/students.csv", dashboard.course_csv, methods=["GET"]),
+    Route("/student", dashboard.student, methods=["GET"]),
+    Route("/delivery", dashboard.delivery, methods=["GET"]),
+    Route("/quarantine", dashboard.quarantine, methods=["GET"]),
+    Mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static"),
+]
+ROUTES: list[BaseRoute] = [*API_ROUTES, *DASHBOARD_ROUTES]
 
 # How long a thread may keep the GIL while another waits for it. The writer gives the GIL up
 # around every SQLite call and must win it back from the event loop each time; at Python's
@@ -89,7 +105,7 @@ def allowed_methods(scope: Scope) -> str:
     methods: set[str] = set()
     for route in ROUTES:
         match, _ = route.matches(scope)
-        if match is not Match.NONE and route.methods:
+        if match is not Match.NONE and isinstance(route, Route) and route.methods:
             methods |= route.methods
     return ", ".join(sorted(methods))
 
@@ -120,6 +136,7 @@ def _committer(settings: Settings, store: Store) -> Committer:
 
 def create_app(settings: Settings) -> Starlette:
     """Build the application for these settings; nothing is opened until the lifespan starts."""
+    settings = with_session_secret(settings)  # set by `serve` already, for every worker alike
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppContext]]:

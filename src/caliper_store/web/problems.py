@@ -79,12 +79,21 @@ def problem_response(
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
-def response_for(error: CaliperStoreError) -> Response:
-    """The problem response for one of our errors."""
+def _problem_of(error: CaliperStoreError) -> tuple[int, str, str]:
     for cls in type(error).__mro__:
         if cls in PROBLEMS:
-            status, slug, title = PROBLEMS[cls]
-            break
+            return PROBLEMS[cls]
+    raise AssertionError(f"{type(error).__name__} has no problem")  # CaliperStoreError has one
+
+
+def status_of(error: CaliperStoreError) -> int:
+    """The HTTP status one of our errors answers with (for pages as for problems)."""
+    return _problem_of(error)[0]
+
+
+def response_for(error: CaliperStoreError) -> Response:
+    """The problem response for one of our errors."""
+    status, slug, title = _problem_of(error)
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if error.field is not None:

@@ -1,0 +1,105 @@
+"""Benchmark of reports: each report's time over a filled store, median and worst of repeats.
+
+    python bench/query.py   fill --database sqlite:////tmp/q/10m.db --events 10000000
+    python bench/reports.py      --database sqlite:////tmp/q/10m.db [--repeat 20]
+
+Runs every report through the same code as the API (``run_report``, one snapshot each) for
+typical courses, people and days of the filled events, and prints the median and worst time
+of ``--repeat`` runs after one warm-up (a report slower than 2 s is run once). Printed beside:
+the events the store holds and the events each report read, so the cost can be seen to grow
+with what a report covers and not with what the store holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from caliper_store.config import Settings
+from caliper_store.errors import QueryTimeout
+from caliper_store.reports import Report, run_report
+from caliper_store.storage import Store, open_store
+
+# A run this slow is a scan: one run tells enough.
+SLOW_MS = 2_000
+
+
+def _pick(store: Store, column: str, rank: int) -> str:
+    """A typical value of ``column`` among the oldest 200,000 events (those fill() wrote)."""
+    with store.engine.connect() as connection:
+        row = connection.exec_driver_sql(
+            f"SELECT {column} FROM (SELECT {column} FROM events ORDER BY seq LIMIT 200000) "
+            f"GROUP BY {column} ORDER BY count(*) DESC LIMIT 1 OFFSET {rank}"
+        ).first()
+    assert row is not None
+    return str(row[0])
+
+
+def _time(run: Callable[[], Report], repeat: int) -> tuple[float, float, int]:
+    began = time.perf_counter()
+    found = run()
+    first = (time.perf_counter() - began) * 1000
+    if first > SLOW_MS:
+        return first, first, len(found.rows)
+    spent = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        run()
+        spent.append((time.perf_counter() - began) * 1000)
+    return statistics.median(spent), max(spent), len(found.rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--query-timeout-ms", type=int, default=600_000)
+    arguments = parser.parse_args()
+    settings = Settings(
+        database_url=arguments.database, query_timeout_ms=arguments.query_timeout_ms
+    )
+    store = open_store(settings)
+    store.require_current_schema(create_if_empty=False)
+    total = store.events.count([])
+    course = _pick(store, "group_id", 100)
+    actor = _pick(store, "actor_id", 100)
+    day_start = "2024-06-03T00:00:00Z"
+    day_end = "2024-06-04T00:00:00Z"
+    at = "2024-06-10T00:00:00Z"
+    cases: list[tuple[str, str, dict[str, str]]] = [
+        ("student-activity", "one course", {"groupId": course, "at": at}),
+        ("course-activity", "one course", {"groupId": course}),
+        ("grades", "one course", {"groupId": course}),
+        ("at-risk", "one course", {"groupId": course, "at": at}),
+        ("sessions", "one day", {"since": day_start, "until": day_end}),
+        ("sessions", "one person", {"actorId": actor}),
+        ("delivery", "one day", {"since": day_start, "until": day_end, "at": day_end}),
+        ("courses", "one day", {"since": day_start, "until": day_end, "at": day_end}),
+        ("courses", "whole store", {"at": at}),
+    ]
+    print(f"{total:,} events stored; {arguments.database.split(':')[0]}")
+    print(f"{'report':18} {'covering':12} {'median ms':>10} {'worst ms':>10} {'rows':>7}")
+    for name, covering, params in cases:
+        values = {key: [value] for key, value in params.items()}
+
+        def one(name: str = name, values: dict[str, list[str]] = values) -> Report:
+            return run_report(store, name, values, settings)
+
+        try:
+            median, worst, rows = _time(one, arguments.repeat)
+        except QueryTimeout:
+            print(f"{name:18} {covering:12} {'timeout':>10}")
+            continue
+        print(f"{name:18} {covering:12} {median:10.1f} {worst:10.1f} {rows:7,}")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
