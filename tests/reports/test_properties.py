@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tests.fixtures.events import ingest
 
 from caliper_store.config import Settings
-from caliper_store.reports import run_report
+from caliper_store.reports import run_report, verify_rollups
 from caliper_store.storage import ApiKey, Condition, Store
 
 V1P2 = "http://purl.imsglobal.org/ctx/caliper/v1p2"
@@ -151,6 +151,7 @@ def test_reports_agree_with_the_raw_events(
         by_day = Counter(event["eventTime"][:10] for event in raw)
         assert {row["date"]: row["events"] for row in days.rows} == dict(by_day)
         assert (courses[course]["events"], courses[course]["students"]) == (len(raw), len(expected))
+    assert verify_rollups(store) == []
 
 
 def _key(store: Store, example: int) -> ApiKey:

@@ -23,8 +23,10 @@ from caliper_store.config import (
     export_to_environment,
     with_session_secret,
 )
+from caliper_store.reports import fill_group_names
 from caliper_store.storage import (
     DEFAULT_BATCH_EVENTS,
+    Store,
     convert_plain_raw,
     open_store,
     plan_conversion,
@@ -136,6 +138,8 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
         store.migrate()
         after, head = store.schema_state()
         click.echo(f"schema: {revision or 'empty'} -> {head} ({after.value})")
+        if revision is not None and revision < FIRST_ROLLUP_REVISION:
+            _name_courses(store)
         plan = plan_conversion(store)
         if plan.plain_events == 0:
             return
@@ -158,6 +162,23 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
             click.echo(f"space reclaimed (VACUUM) in {time.monotonic() - began:.1f} s")
     finally:
         store.close()
+
+
+# The revision that added the report rollups: a store migrated past it gets its courses named.
+FIRST_ROLLUP_REVISION = "0007"
+
+
+def _name_courses(store: Store) -> None:
+    """Name the courses of the rollups revision 0007 filled (the names need the raw JSON)."""
+    started = time.monotonic()
+    with click.progressbar(
+        length=store.events.count([]),
+        label="naming courses in the report rollups",
+        show_eta=True,
+        file=sys.stderr,
+    ) as progress:
+        named = fill_group_names(store, progress.update)
+    click.echo(f"named {named} courses in {time.monotonic() - started:.1f} s")
 
 
 @main.command()

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from caliper_store.cli.common import F, database_option, friendly_errors, open_of
 from caliper_store.cli.main import main
-from caliper_store.reports import REPORT_PARAMS, REPORTS, report_csv, report_table, run_report
+from caliper_store.reports import (
+    MAX_SHOWN_DIFFERENCES,
+    REPORT_PARAMS,
+    REPORTS,
+    report_csv,
+    report_table,
+    run_report,
+    verify_rollups,
+)
 
 
 def _report_options(command: F) -> F:
@@ -55,3 +65,36 @@ def report(
     else:
         click.echo(report_table(found))
         click.echo(f"{len(found.rows)} rows; as of {found.as_of or 'no events'}", err=True)
+
+
+@main.group()
+def reports() -> None:
+    """The rollups behind the reports: check them against the stored events."""
+
+
+@reports.command()
+@database_option
+@click.pass_context
+@friendly_errors
+def verify(ctx: click.Context, database: str | None) -> None:
+    """Recount every rollup from the stored events and print each difference (exit 1 if any).
+
+    Reads every event once, in one snapshot (no time limit); the server may run meanwhile.
+    """
+    with open_of(ctx, database) as (_, store):
+        total = store.events.count([])
+        with click.progressbar(
+            length=total, label="recounting from the events", file=sys.stderr
+        ) as progress:
+            differences = verify_rollups(store, progress.update)
+    shown: dict[str, int] = {}
+    for difference in differences:
+        shown[difference.table] = shown.get(difference.table, 0) + 1
+        if shown[difference.table] <= MAX_SHOWN_DIFFERENCES:
+            click.echo(str(difference))
+    for table, count in shown.items():
+        if count > MAX_SHOWN_DIFFERENCES:
+            click.echo(f"{table}: {count - MAX_SHOWN_DIFFERENCES} more differences")
+    if differences:
+        raise click.ClickException(f"{len(differences)} differences between rollups and events")
+    click.echo(f"the rollups agree with all {total} events")

@@ -154,6 +154,23 @@ def _actor_external_id(item: dict[str, Any], actor: Any) -> str | None:
     return None
 
 
+# The group fields a course is named by, in order: a CourseSection's name, else its number.
+GROUP_NAME_FIELDS = ("name", "courseNumber", "title", "label")
+# Longer names are cut to this many characters where reports keep them.
+MAX_GROUP_NAME_CHARS = 200
+
+
+def group_name(group: Any) -> str | None:
+    """The name a group (course or section) gives itself, if it is inline and gives one."""
+    if not isinstance(group, dict):
+        return None
+    for name in GROUP_NAME_FIELDS:
+        value = group.get(name)
+        if isinstance(value, str) and value.strip():
+            return value[:MAX_GROUP_NAME_CHARS]
+    return None
+
+
 def _membership_role(membership: Any) -> str | None:
     if not isinstance(membership, dict):
         return None
@@ -379,6 +396,7 @@ def _normalize_event(item: dict[str, Any], facts: _ItemFacts) -> Item:
         event_time=event_time,
         is_extension=is_extension,
         raw=raw,
+        group_name=group_name(item.get("group")),
         warnings=warnings,
     )
 

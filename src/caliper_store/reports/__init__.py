@@ -14,22 +14,32 @@ from caliper_store.reports.params import (
     ReportQuery,
 )
 from caliper_store.reports.report import Report, ReportSettings
+from caliper_store.reports.rollups import (
+    MAX_SHOWN_DIFFERENCES,
+    Difference,
+    fill_group_names,
+    verify_rollups,
+)
 from caliper_store.reports.run import report_csv, report_spec, report_table, run_report
 
 __all__ = [
     "MAX_DAYS",
     "MAX_GAP_MINUTES",
+    "MAX_SHOWN_DIFFERENCES",
     "PARAMS_BY_NAME",
     "REPORTS",
     "REPORTS_BY_NAME",
     "REPORT_PARAMS",
+    "Difference",
     "Report",
     "ReportParam",
     "ReportQuery",
     "ReportSettings",
     "ReportSpec",
+    "fill_group_names",
     "report_csv",
     "report_spec",
     "report_table",
     "run_report",
+    "verify_rollups",
 ]

@@ -23,7 +23,7 @@ from caliper_store.reports.measures import (
 )
 from caliper_store.reports.params import ReportQuery
 from caliper_store.reports.report import Report, ReportSettings, as_of, method_of
-from caliper_store.storage import Condition, Snapshot, micros_text, utc_micros
+from caliper_store.storage import Condition, GroupRollup, Snapshot, micros_text, utc_micros
 
 VIEW_EVENT_TYPES = frozenset({"NavigationEvent", "ViewEvent"})
 SUBMISSION_EVENT_TYPES = frozenset({"AssignableEvent", "AssessmentEvent"})
@@ -266,65 +266,131 @@ def course_activity(snapshot: Snapshot, query: ReportQuery, settings: ReportSett
     )
 
 
+COURSE_DEFINITIONS = {
+    "events": DEFINITIONS["events"],
+    "students": DEFINITIONS["students"],
+    "activeStudents7d": "Distinct Person actors with an event in the 7 days before at.",
+    "name": "The group's name (else courseNumber, title or label) in its newest event, by "
+    "eventTime, that carries one, among all stored events.",
+    "source": "Without since and until, read from the rollups kept with the events (exact: "
+    "`caliper-store reports verify` recomputes them); with them, from the events.",
+}
+
+
 def courses(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -> Report:
     """Every group seen: its events, students, recent activity, and where its events came from."""
     at = utc_micros(query.at)
     recent_since = at - ACTIVE_STUDENTS_DAYS * MICROS_PER_DAY
-    events: Counter[str] = Counter()
+    groups = snapshot.group_rollups()
+    names = {group.group_id: group.name for group in groups}
+    labels = snapshot.key_labels()
+    if query.since is None and query.until is None:
+        tallies = _course_tallies_from_rollups(snapshot, groups, recent_since, at)
+    else:
+        tallies = _course_tallies_from_events(snapshot, query, recent_since, at)
+    rows = [
+        {
+            "groupId": group_id,
+            "name": names.get(group_id),
+            "events": tally.events,
+            "students": tally.students,
+            "activeStudents7d": tally.active,
+            "firstEventAt": tally.first,
+            "lastEventAt": tally.last,
+            "keys": [{"id": key, "label": labels.get(key)} for key in sorted(tally.keys)],
+            "sensors": sorted(tally.sensors),
+        }
+        for group_id, tally in sorted(tallies.items())
+    ]
+    return Report("courses", rows, method_of(query, COURSE_DEFINITIONS), as_of(snapshot))
+
+
+@dataclass
+class _CourseTally:
+    events: int = 0
+    students: int = 0
+    active: int = 0
+    first: str = ""
+    last: str = ""
+    keys: set[int] = field(default_factory=set)
+    sensors: set[str] = field(default_factory=set)
+
+
+def _course_tallies_from_rollups(
+    snapshot: Snapshot, groups: list[GroupRollup], recent_since: int, at: int
+) -> dict[str, _CourseTally]:
+    """The course list from the rollups: thousands of rows however many events are stored.
+
+    Whether a person had an event in ``[recent_since, at)`` follows from their first and last
+    event in the course, except when the first is before the window and the last after it
+    (``at`` in the past, or events dated in the future): then one indexed look at the events.
+    """
+    by_key = {group.group_key: group for group in groups}
+    tallies = {
+        group.group_id: _CourseTally(
+            group.events, first=group.first_event_time, last=group.last_event_time
+        )
+        for group in groups
+    }
+    window = (micros_text(recent_since), micros_text(at))
+    for person in snapshot.group_actor_rollups():
+        group = by_key.get(person.group_key)
+        if group is None or not person.is_person:
+            continue
+        tally = tallies[group.group_id]
+        tally.students += 1
+        first, last = utc_micros(person.first_event_time), utc_micros(person.last_event_time)
+        if last < recent_since or first >= at:
+            continue
+        if (
+            recent_since <= first < at
+            or recent_since <= last < at
+            or snapshot.has_event(
+                [
+                    Condition("actor_id", "in", (person.actor_id,)),
+                    Condition("group_id", "in", (group.group_id,)),
+                    *time_conditions(*window),
+                ]
+            )
+        ):
+            tally.active += 1
+    for group_key, key_id, sensor, _ in snapshot.group_source_rollups():
+        group = by_key.get(group_key)
+        if group is None:
+            continue
+        tallies[group.group_id].keys.add(key_id)
+        if sensor:
+            tallies[group.group_id].sensors.add(sensor)
+    return tallies
+
+
+def _course_tallies_from_events(
+    snapshot: Snapshot, query: ReportQuery, recent_since: int, at: int
+) -> dict[str, _CourseTally]:
+    """The course list for a period, counted from its events."""
+    tallies: dict[str, _CourseTally] = {}
     students: dict[str, set[str]] = defaultdict(set)
     recent: dict[str, set[str]] = defaultdict(set)
-    first: dict[str, str] = {}
-    last: dict[str, str] = {}
-    keys: dict[str, set[int]] = defaultdict(set)
-    sensors: dict[str, set[str]] = defaultdict(set)
-    newest_seqs: dict[str, list[int]] = defaultdict(list)
     for event in read_events(snapshot, time_conditions(query.since, query.until)):
         group = event.group_id
         if group is None:
             continue
-        events[group] += 1
-        first.setdefault(group, event.event_time)
-        last[group] = event.event_time
-        keys[group].add(event.api_key_id)
-        if event.sensor is not None:
-            sensors[group].add(event.sensor)
-        seqs = newest_seqs[group]
-        seqs.append(event.seq)
-        if len(seqs) > NAME_CANDIDATES:
-            del seqs[0]
+        tally = tallies.get(group)
+        if tally is None:
+            tally = tallies[group] = _CourseTally(first=event.event_time)
+        tally.events += 1
+        tally.last = event.event_time
+        tally.keys.add(event.api_key_id)
+        if event.sensor:
+            tally.sensors.add(event.sensor)
         if event.is_person:
             students[group].add(event.actor_id)
             if recent_since <= event.time_micros < at:
                 recent[group].add(event.actor_id)
-    names = _names(
-        snapshot,
-        {group: seqs[::-1] for group, seqs in newest_seqs.items()},
-        "group",
-        ("name", "courseNumber", "title", "label"),
-    )
-    labels = snapshot.key_labels()
-    rows = [
-        {
-            "groupId": group,
-            "name": names.get(group),
-            "events": count,
-            "students": len(students[group]),
-            "activeStudents7d": len(recent[group]),
-            "firstEventAt": first[group],
-            "lastEventAt": last[group],
-            "keys": [{"id": key, "label": labels.get(key)} for key in sorted(keys[group])],
-            "sensors": sorted(sensors[group]),
-        }
-        for group, count in sorted(events.items())
-    ]
-    definitions = {
-        "events": DEFINITIONS["events"],
-        "students": DEFINITIONS["students"],
-        "activeStudents7d": "Distinct Person actors with an event in the 7 days before at.",
-        "name": f"The group's name (else courseNumber, title or label) in the newest of its "
-        f"{NAME_CANDIDATES} latest events that carries one.",
-    }
-    return Report("courses", rows, method_of(query, definitions), as_of(snapshot))
+    for group, tally in tallies.items():
+        tally.students = len(students[group])
+        tally.active = len(recent[group])
+    return tallies
 
 
 def at_risk(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -> Report:

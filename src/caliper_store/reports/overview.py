@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date, timedelta
 
 from caliper_store.reports.measures import MICROS_PER_DAY
 from caliper_store.reports.params import ReportQuery
@@ -11,10 +12,13 @@ from caliper_store.storage import Snapshot, micros_text, utc_micros
 
 # The period shown when none is asked for: the 30 days before at.
 DEFAULT_DAYS = 30
+EPOCH_DAY = date(1970, 1, 1)
 
 DEFINITIONS = {
     "window": f"Events by the UTC day of their eventTime in [since, until); by default the "
-    f"{DEFAULT_DAYS} days before at.",
+    f"{DEFAULT_DAYS} UTC days that end with the day of at.",
+    "source": "For whole UTC days, the daily rollup kept with the events (exact: `caliper-store "
+    "reports verify` recomputes it); for other bounds, a count of the events.",
     "events": "Stored events, each once however often it was sent.",
     "quarantineHeld": "Items held in quarantine now, by their first reason (whenever they came).",
 }
@@ -22,10 +26,19 @@ DEFINITIONS = {
 
 def overview(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -> Report:
     """Per UTC day and key, the events stored; per key, the period's total; quarantine now."""
-    until = query.until or query.at
-    since = query.since or micros_text(utc_micros(until) - DEFAULT_DAYS * MICROS_PER_DAY)
+    today = utc_micros(query.at) // MICROS_PER_DAY
+    until = query.until or micros_text((today + 1) * MICROS_PER_DAY)
+    since = query.since or micros_text((today + 1 - DEFAULT_DAYS) * MICROS_PER_DAY)
     labels = snapshot.key_labels()
-    counts = snapshot.daily_event_counts(since, until)
+    first, end = utc_micros(since), utc_micros(until)
+    if first % MICROS_PER_DAY == 0 and end % MICROS_PER_DAY == 0:
+        first_day, last_day = first // MICROS_PER_DAY, end // MICROS_PER_DAY - 1
+        counts = [
+            ((EPOCH_DAY + timedelta(days=day)).isoformat(), key_id, events)
+            for day, key_id, events in sorted(snapshot.daily_key_rollups(first_day, last_day))
+        ]
+    else:
+        counts = snapshot.daily_event_counts(since, until)
     rows = [
         {"date": day, "keyId": key_id, "keyLabel": labels.get(key_id), "events": events}
         for day, key_id, events in counts

@@ -27,9 +27,15 @@ from caliper_store.storage.records import (
     conflict_reason,
     event_verdict,
 )
-from caliper_store.storage.schema import micros_text, utc_micros, utc_text
+from caliper_store.storage.schema import iri_key, micros_text, utc_micros, utc_text
 from caliper_store.storage.search import Condition
-from caliper_store.storage.snapshot import QuarantineSummary, ReceiptSummary, Snapshot
+from caliper_store.storage.snapshot import (
+    GroupActorRollup,
+    GroupRollup,
+    QuarantineSummary,
+    ReceiptSummary,
+    Snapshot,
+)
 from caliper_store.storage.usage import storage_usage
 from caliper_store.storage.writer import GroupCommitWriter, commit_batch
 
@@ -40,7 +46,9 @@ __all__ = [
     "ConversionPlan",
     "EntityRow",
     "EventRow",
+    "GroupActorRollup",
     "GroupCommitWriter",
+    "GroupRollup",
     "Item",
     "ItemVerdict",
     "KeyRegistry",
@@ -60,6 +68,7 @@ __all__ = [
     "convert_plain_raw",
     "event_verdict",
     "hash_key",
+    "iri_key",
     "micros_text",
     "open_store",
     "plain_event_count",

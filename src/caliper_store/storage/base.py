@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, bindparam, func, or_, select, update
 
 from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import migrate
@@ -25,12 +25,14 @@ from caliper_store.storage.compression import (
 from caliper_store.storage.keys import KeyRegistry
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.records import WriteRequest
+from caliper_store.storage.rollups import Rollups
 from caliper_store.storage.schema import (
     api_keys,
     entities,
     events,
     quarantine,
     receipts,
+    rollup_groups,
     utc_text,
 )
 from caliper_store.storage.search import EventReader, QuarantineDesk, matching_event_ids
@@ -70,6 +72,9 @@ class WriteTransaction(DictionaryTransaction, Protocol):
 
     def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert receipt rows."""
+
+    def add_rollups(self, rollups: Rollups) -> None:
+        """Add what a commit's stored events count to the rollup tables (storage/rollups.py)."""
 
     def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         """Record when each key was last used, skipping keys already marked since stale_before."""
@@ -125,9 +130,36 @@ class Store(ABC):
             QueryTimeout: a statement ran past the limit (built by ``search.query_timeout``).
         """
 
-    def snapshot(self) -> AbstractContextManager[Snapshot]:
-        """One consistent read of events, receipts and quarantine (see ``storage.snapshot``)."""
-        return read_snapshot(self.engine, self.raw_codec, self.time_limit)
+    def snapshot(self, *, is_time_limited: bool = True) -> AbstractContextManager[Snapshot]:
+        """One consistent read of events, receipts and quarantine (see ``storage.snapshot``).
+
+        Reports run under query_timeout_ms; a verification of the rollups reads every event.
+        """
+        return read_snapshot(
+            self.engine, self.raw_codec, self.time_limit if is_time_limited else None
+        )
+
+    def set_group_names(self, names: Sequence[tuple[int, str, str]]) -> None:
+        """Give courses their names, ``(group key, name, eventTime it was given at)``.
+
+        For a store whose rollups were filled from its events (revision 0007), where the
+        names need the raw JSON; a name given by a newer event since is kept.
+        """
+        newer_or_none = or_(
+            rollup_groups.c.name_event_time.is_(None),
+            rollup_groups.c.name_event_time <= bindparam("given_at"),
+        )
+        statement = (
+            update(rollup_groups)
+            .where(rollup_groups.c.group_key == bindparam("key"), rollup_groups.c.shard == 0)
+            .where(newer_or_none)
+            .values(name=bindparam("given_name"), name_event_time=bindparam("given_at"))
+        )
+        with self.engine.begin() as connection:
+            connection.execute(
+                statement,
+                [{"key": key, "given_name": name, "given_at": at} for key, name, at in names],
+            )
 
     @abstractmethod
     def close(self) -> None:

@@ -29,6 +29,7 @@ from caliper_store.storage.compression import (
     dictionary_values,
 )
 from caliper_store.storage.records import EventRow, WriteRequest
+from caliper_store.storage.rollups import Rollups, bound_rows, upsert_statements
 from caliper_store.storage.schema import EVENT_COLUMNS
 from caliper_store.storage.search import query_timeout
 from caliper_store.storage.usage import RelationSize
@@ -106,6 +107,9 @@ def partition_name(year: int, month: int) -> str:
 
 
 _SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("%s")
+
+
+_ROLLUP_UPSERTS = upsert_statements(mark="%s", least="LEAST", greatest="GREATEST")
 
 
 class _PostgresWriteTransaction:
@@ -192,6 +196,11 @@ class _PostgresWriteTransaction:
         with self._cursor.copy(_COPY_RECEIPTS) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def add_rollups(self, rollups: Rollups) -> None:
+        for name, rows in bound_rows(rollups, times_as_micros=False).items():
+            if rows:
+                self._cursor.executemany(_ROLLUP_UPSERTS[name], rows)
 
     def held_quarantine(self, ids: Collection[int]) -> set[int]:
         # FOR UPDATE: a concurrent replay of the same item waits here, then finds it resolved.

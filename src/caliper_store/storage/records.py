@@ -66,6 +66,8 @@ class EventRow:
     event_time: str
     is_extension: bool
     raw: str
+    # Not a column: what the course rollups name the group by (storage/rollups.py).
+    group_name: str | None = None
     warnings: list[Reason] = field(default_factory=list)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -298,6 +299,59 @@ quarantine_audit = Table(
     Column("outcome", String(16)),
     Column("event_id", Text),
     Column("note", Text),
+)
+
+# Rollups kept in the transaction that stores the events they count (storage/rollups.py), so
+# reports over a whole store read thousands of rows, not millions. Only stored events count:
+# duplicates, conflicts and quarantined items never reach them. `caliper-store reports verify`
+# recomputes them from the events. Times are integer microseconds on SQLite, as in events.
+# shard: the writer process's share of a counter row, summed on reading, so concurrent
+# PostgreSQL writers never wait on one row.
+rollup_groups = Table(
+    "rollup_groups",
+    metadata,
+    Column("group_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("shard", SmallInteger, primary_key=True, autoincrement=False),
+    Column("group_id", Text, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("first_event_time", UtcMicros, nullable=False),
+    Column("last_event_time", UtcMicros, nullable=False),
+    # The name in the group's newest event (by eventTime, then arrival) that carries one.
+    Column("name", Text),
+    Column("name_event_time", UtcMicros),
+)
+
+rollup_group_actors = Table(
+    "rollup_group_actors",
+    metadata,
+    Column("group_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("actor_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("actor_id", Text, nullable=False),
+    Column("is_person", Boolean, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("first_event_time", UtcMicros, nullable=False),
+    Column("last_event_time", UtcMicros, nullable=False),
+)
+
+# sensor is '' for requests that named none (a key column cannot be NULL).
+rollup_group_sources = Table(
+    "rollup_group_sources",
+    metadata,
+    Column("group_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("shard", SmallInteger, primary_key=True, autoincrement=False),
+    Column("api_key_id", Integer, primary_key=True, autoincrement=False),
+    Column("sensor", Text, primary_key=True),
+    Column("events", BigInteger, nullable=False),
+)
+
+# day: days since 1970-01-01 of the events' eventTime, in UTC.
+rollup_daily_keys = Table(
+    "rollup_daily_keys",
+    metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("shard", SmallInteger, primary_key=True, autoincrement=False),
+    Column("api_key_id", Integer, primary_key=True, autoincrement=False),
+    Column("events", BigInteger, nullable=False),
 )
 
 # Column order of an events INSERT on the hot path (both backends bind rows in this order).

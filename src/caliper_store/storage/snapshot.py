@@ -9,15 +9,25 @@ limit, with database failures mapped as every other read is (``search._reading``
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Connection, Engine, func, select, type_coerce
 
 from caliper_store.storage.compression import RawCodec
-from caliper_store.storage.schema import api_keys, events, quarantine, receipts
+from caliper_store.storage.rollups import KEY_COLUMNS, STORED_SQL, recount_sql
+from caliper_store.storage.schema import (
+    api_keys,
+    events,
+    quarantine,
+    receipts,
+    rollup_daily_keys,
+    rollup_group_actors,
+    rollup_group_sources,
+    rollup_groups,
+)
 from caliper_store.storage.search import (
     RAW_COLUMNS,
     STREAM_ROWS,
@@ -31,6 +41,29 @@ MICROS_PER_DAY = 86_400_000_000
 EPOCH_DAY = date(1970, 1, 1)
 # Rows of raw events fetched by seq in one statement (SQLite binds at most 32,766 values).
 RAW_LOOKUP_CHUNK = 1_000
+
+
+class GroupRollup(NamedTuple):
+    """A course as its rollup counts it (see storage/rollups.py)."""
+
+    group_key: int
+    group_id: str
+    events: int
+    first_event_time: str
+    last_event_time: str
+    name: str | None
+    name_event_time: str | None
+
+
+class GroupActorRollup(NamedTuple):
+    """One actor in one course as its rollup counts them."""
+
+    group_key: int
+    actor_id: str
+    is_person: bool
+    events: int
+    first_event_time: str
+    last_event_time: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +98,30 @@ class Snapshot:
         self._codec = codec
 
     def events(
-        self, conditions: Sequence[Condition], columns: Sequence[str]
+        self, conditions: Sequence[Condition], columns: Sequence[str], *, with_raw: bool = False
     ) -> Iterator[tuple[object, ...]]:
-        """The chosen columns of every matching event, in ``(event_time, seq)`` order, streamed."""
+        """The chosen columns of every matching event, in ``(event_time, seq)`` order, streamed.
+
+        With ``with_raw``, each row ends with the raw JSON as sent.
+        """
+        chosen = [events.c[name] for name in columns]
+        if with_raw:
+            chosen.extend(events.c[name] for name in RAW_COLUMNS)
         query = (
-            select(*(events.c[name] for name in columns))
+            select(*chosen)
             .where(*_conditions(conditions, self._connection.dialect.name))
             .order_by(events.c.event_time, events.c.seq)
         )
         streamed = self._connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
+        width = len(columns)
         with streamed.execute(query) as rows:
             for row in rows:
-                yield tuple(row)
+                if not with_raw:
+                    yield tuple(row)
+                    continue
+                plain, frame, dictionary_id = row[width:]
+                raw = self._codec.decode(self._connection, plain, frame, dictionary_id)
+                yield (*row[:width], raw)
 
     def raw_events(self, seqs: Sequence[int]) -> dict[int, str]:
         """The raw JSON as sent of the events with these seqs."""
@@ -161,6 +206,101 @@ class Snapshot:
         )
         return {reason: int(count) for reason, count in self._connection.execute(query)}
 
+    def group_rollups(self) -> list[GroupRollup]:
+        """Every course's rollup, its writers' shards added up."""
+        found: dict[int, GroupRollup] = {}
+        for row in self._connection.execute(select(rollup_groups)):
+            held = found.get(row.group_key)
+            if held is None:
+                found[row.group_key] = GroupRollup(
+                    row.group_key,
+                    row.group_id,
+                    int(row.events),
+                    row.first_event_time,
+                    row.last_event_time,
+                    row.name,
+                    row.name_event_time,
+                )
+                continue
+            is_newer_name = row.name is not None and (
+                held.name_event_time is None or row.name_event_time > held.name_event_time
+            )
+            found[row.group_key] = GroupRollup(
+                held.group_key,
+                held.group_id,
+                held.events + int(row.events),
+                min(held.first_event_time, row.first_event_time),
+                max(held.last_event_time, row.last_event_time),
+                row.name if is_newer_name else held.name,
+                row.name_event_time if is_newer_name else held.name_event_time,
+            )
+        return list(found.values())
+
+    def group_actor_rollups(self) -> list[GroupActorRollup]:
+        """Every (course, actor) rollup."""
+        columns = rollup_group_actors.c
+        query = select(
+            columns.group_key,
+            columns.actor_id,
+            columns.is_person,
+            columns.events,
+            columns.first_event_time,
+            columns.last_event_time,
+        )
+        return [
+            GroupActorRollup(key, actor, bool(person), int(count), first, last)
+            for key, actor, person, count, first, last in self._connection.execute(query)
+        ]
+
+    def group_source_rollups(self) -> list[tuple[int, int, str, int]]:
+        """``(group key, key id, sensor or '', events)``, shards added up."""
+        columns = rollup_group_sources.c
+        query = select(
+            columns.group_key, columns.api_key_id, columns.sensor, func.sum(columns.events)
+        ).group_by(columns.group_key, columns.api_key_id, columns.sensor)
+        return [(int(g), int(k), str(s), int(n)) for g, k, s, n in self._connection.execute(query)]
+
+    def daily_key_rollups(self, first_day: int, last_day: int) -> list[tuple[int, int, int]]:
+        """``(day, key id, events)`` for days ``first_day`` to ``last_day`` (since 1970)."""
+        columns = rollup_daily_keys.c
+        query = (
+            select(columns.day, columns.api_key_id, func.sum(columns.events))
+            .where(columns.day >= first_day, columns.day <= last_day)
+            .group_by(columns.day, columns.api_key_id)
+        )
+        return [(int(d), int(k), int(n)) for d, k, n in self._connection.execute(query)]
+
+    def rollup_tables(
+        self, *, recounted: bool
+    ) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
+        """Each rollup as stored (shards added up), or as the events count it now.
+
+        Keyed by each rollup's key columns; values are the other columns, as the database
+        returns them (comparable between the two forms).
+        """
+        statements = recount_sql(self._connection.dialect.name) if recounted else STORED_SQL
+        tables = {}
+        for name, statement in statements.items():
+            width = KEY_COLUMNS[name]
+            rows = self._connection.exec_driver_sql(statement)
+            tables[name] = {
+                tuple(row[:width]): tuple(
+                    bool(value) if name == "group_actors" and position == 1 else value
+                    for position, value in enumerate(row[width:])
+                )
+                for row in rows
+            }
+        return tables
+
+    def has_event(self, conditions: Sequence[Condition]) -> bool:
+        """Whether any stored event matches."""
+        query = (
+            select(events.c.seq)
+            .where(*_conditions(conditions, self._connection.dialect.name))
+            .limit(1)
+        )
+        return self._connection.execute(query).first() is not None
+
     def key_labels(self) -> dict[int, str]:
         """Every API key's label by id (labels are names people chose, never secrets)."""
         rows = self._connection.execute(select(api_keys.c.id, api_keys.c.label))
@@ -168,8 +308,10 @@ class Snapshot:
 
 
 @contextmanager
-def read_snapshot(engine: Engine, codec: RawCodec, time_limit: TimeLimit) -> Iterator[Snapshot]:
-    """A :class:`Snapshot`, rolled back at the end (it never writes).
+def read_snapshot(
+    engine: Engine, codec: RawCodec, time_limit: TimeLimit | None
+) -> Iterator[Snapshot]:
+    """A :class:`Snapshot`, rolled back at the end (it never writes); no time limit if None.
 
     Raises:
         StorageUnavailable: the database could not be reached or did not answer.
@@ -178,7 +320,7 @@ def read_snapshot(engine: Engine, codec: RawCodec, time_limit: TimeLimit) -> Ite
     with _reading("a report"), engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection = connection.execution_options(isolation_level="REPEATABLE READ")
-        with connection.begin(), time_limit(connection):
+        with connection.begin(), nullcontext() if time_limit is None else time_limit(connection):
             if connection.dialect.name == "sqlite":
                 # pysqlite opens a transaction only before a write; a read snapshot needs BEGIN.
                 connection.exec_driver_sql("BEGIN")

@@ -33,6 +33,7 @@ from caliper_store.storage.compression import (
     dictionary_sql,
     dictionary_values,
 )
+from caliper_store.storage.rollups import Rollups, bound_rows, upsert_statements
 from caliper_store.storage.schema import EVENT_COLUMNS, utc_micros, utc_text
 from caliper_store.storage.search import query_timeout
 from caliper_store.storage.segments import (
@@ -167,6 +168,9 @@ def with_micros_times(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 _SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("?")
+
+
+_ROLLUP_UPSERTS = upsert_statements(mark="?", least="min", greatest="max")
 
 
 class _SqliteWriteTransaction:
@@ -411,6 +415,11 @@ class _SqliteWriteTransaction:
 
     def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
         _insert_rows(self._connection, _INSERT_RECEIPTS, rows)
+
+    def add_rollups(self, rollups: Rollups) -> None:
+        for name, rows in bound_rows(rollups, times_as_micros=True).items():
+            if rows:
+                self._connection.executemany(_ROLLUP_UPSERTS[name], rows)
 
     def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         self._connection.executemany(

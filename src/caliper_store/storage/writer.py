@@ -45,6 +45,7 @@ from caliper_store.storage.records import (
     conflict_reason,
     event_verdict,
 )
+from caliper_store.storage.rollups import StoredEvent, rollups_of, writer_shard
 from caliper_store.storage.schema import iri_key, utc_text
 
 logger = logging.getLogger(__name__)
@@ -216,6 +217,8 @@ def commit_batch(
         stored_entities = transaction.insert_entities(plan.entity_values)
         verdicts = plan.verdicts(stored_events, stored_entities)
         transaction.insert_quarantine(plan.quarantine_values)
+        if plan.stored:
+            transaction.add_rollups(rollups_of(plan.stored, shard=writer_shard()))
         receipts = []
         resolved = []
         for position in live:
@@ -280,6 +283,8 @@ class _Plan:
     )
     first_hash: dict[str, str] = field(default_factory=dict)
     first_entities: set[tuple[str, str]] = field(default_factory=set)
+    # The events this commit stores, for the rollups (filled by verdicts()).
+    stored: list[StoredEvent] = field(default_factory=list)
 
     def add(self, request: WriteRequest, receipt_id: int, position: int) -> None:
         for item in request.items:
@@ -331,6 +336,8 @@ class _Plan:
                 if reference is None and not is_first:
                     reference = self.first_hash[item.event_id]
                 verdict = event_verdict(item, reference)
+                if verdict.verdict == "stored":
+                    self.stored.append(StoredEvent.of(item, request.api_key_id, request.sensor))
                 if verdict.verdict == "quarantined" and request.replay is None:
                     self.quarantine_values.append(
                         _quarantine_values(
