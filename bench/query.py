@@ -42,7 +42,7 @@ from caliper_store.query import (
     search_page,
 )
 from caliper_store.storage import Store, open_store
-from caliper_store.storage.rollups import StoredEvent, rollups_of
+from caliper_store.storage.rollups import StoredEvent
 from caliper_store.storage.schema import EVENT_COLUMNS, iri_key
 
 SITE = (
@@ -176,7 +176,7 @@ def fill(url: str, events: int, seed: int, *, commit_events: int = 5_000) -> Non
                 values.append(tuple(value))
             transaction.insert_events(values)
             # Every row is new (fresh ids): the report rollups count them all, as commits do.
-            transaction.add_rollups(rollups_of((_stored(row) for row in chunk), shard=0))
+            transaction.add_rollups([_stored(row) for row in chunk], shard=0)
         store.raw_codec.committed(encoder)
         done += len(chunk)
         print(f"\r{done:,} events ({done / (time.perf_counter() - started):,.0f}/s)", end="")

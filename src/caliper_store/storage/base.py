@@ -25,7 +25,7 @@ from caliper_store.storage.compression import (
 from caliper_store.storage.keys import KeyRegistry
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.records import WriteRequest
-from caliper_store.storage.rollups import Rollups
+from caliper_store.storage.rollups import StoredEvent
 from caliper_store.storage.schema import (
     api_keys,
     entities,
@@ -73,8 +73,11 @@ class WriteTransaction(DictionaryTransaction, Protocol):
     def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert receipt rows."""
 
-    def add_rollups(self, rollups: Rollups) -> None:
-        """Add what a commit's stored events count to the rollup tables (storage/rollups.py)."""
+    def add_rollups(self, stored: Sequence[StoredEvent], *, shard: int) -> None:
+        """Add what this commit's stored events count to the rollups (storage/rollups.py).
+
+        ``stored`` is every event this transaction inserted, in arrival order.
+        """
 
     def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         """Record when each key was last used, skipping keys already marked since stale_before."""

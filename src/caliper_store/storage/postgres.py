@@ -29,7 +29,12 @@ from caliper_store.storage.compression import (
     dictionary_values,
 )
 from caliper_store.storage.records import EventRow, WriteRequest
-from caliper_store.storage.rollups import Rollups, bound_rows, upsert_statements
+from caliper_store.storage.rollups import (
+    StoredEvent,
+    bound_rows,
+    rollups_of,
+    upsert_statements,
+)
 from caliper_store.storage.schema import EVENT_COLUMNS
 from caliper_store.storage.search import query_timeout
 from caliper_store.storage.usage import RelationSize
@@ -197,7 +202,8 @@ class _PostgresWriteTransaction:
             for row in rows:
                 copy.write_row(row)
 
-    def add_rollups(self, rollups: Rollups) -> None:
+    def add_rollups(self, stored: Sequence[StoredEvent], *, shard: int) -> None:
+        rollups = rollups_of(stored, shard=shard)
         for name, rows in bound_rows(rollups, times_as_micros=False).items():
             if rows:
                 self._cursor.executemany(_ROLLUP_UPSERTS[name], rows)

@@ -33,7 +33,14 @@ from caliper_store.storage.compression import (
     dictionary_sql,
     dictionary_values,
 )
-from caliper_store.storage.rollups import Rollups, bound_rows, upsert_statements
+from caliper_store.storage.rollups import (
+    Rollups,
+    StoredEvent,
+    bound_rows,
+    named_groups,
+    segment_recount_sql,
+    upsert_statements,
+)
 from caliper_store.storage.schema import EVENT_COLUMNS, utc_micros, utc_text
 from caliper_store.storage.search import query_timeout
 from caliper_store.storage.segments import (
@@ -195,6 +202,8 @@ class _SqliteWriteTransaction:
         # BEGIN IMMEDIATE holds the write lock, so nobody else can move them meanwhile.
         self._marks: tuple[int, int, int] | None = None
         self._last_seq: int | None = None
+        # (segment, first seq, last seq) of the rows insert_events stored, for add_rollups.
+        self._inserted: list[tuple[str, int, int]] = []
 
     def _remember_marks(self, row: tuple[Any, ...]) -> None:
         number, first_seq = (int(part) for part in str(row[1]).split())
@@ -345,6 +354,7 @@ class _SqliteWriteTransaction:
             raise sqlite3.IntegrityError("an event row broke a constraint of its table")
         if new:
             self._last_seq = new[-1][0]
+            self._inserted.append((table, new[0][0], new[-1][0]))
             # Last: the sealed hashes were read as of the last commit.
             self._merge_hash_slices(last_seq, self._last_seq)
         self._seal_full_segment()
@@ -416,10 +426,17 @@ class _SqliteWriteTransaction:
     def insert_receipts(self, rows: Sequence[tuple[Any, ...]]) -> None:
         _insert_rows(self._connection, _INSERT_RECEIPTS, rows)
 
-    def add_rollups(self, rollups: Rollups) -> None:
-        for name, rows in bound_rows(rollups, times_as_micros=True).items():
-            if rows:
-                self._connection.executemany(_ROLLUP_UPSERTS[name], rows)
+    def add_rollups(self, stored: Sequence[StoredEvent], *, shard: int) -> None:
+        # Counted by SQLite from the rows this transaction inserted (insert_events keeps their
+        # seq ranges); only the names, which are no column, are bound from Python.
+        for table, first_seq, last_seq in self._inserted:
+            for statement in segment_recount_sql(table, shard=shard):
+                self._connection.execute(statement, (first_seq, last_seq))
+        self._inserted.clear()
+        names = Rollups(groups=named_groups(stored, shard=shard))
+        rows = bound_rows(names, times_as_micros=True)["groups"]
+        if rows:
+            self._connection.executemany(_ROLLUP_UPSERTS["groups"], rows)
 
     def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         self._connection.executemany(

@@ -45,7 +45,7 @@ from caliper_store.storage.records import (
     conflict_reason,
     event_verdict,
 )
-from caliper_store.storage.rollups import StoredEvent, rollups_of, writer_shard
+from caliper_store.storage.rollups import StoredEvent, writer_shard
 from caliper_store.storage.schema import iri_key, utc_text
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ def commit_batch(
         verdicts = plan.verdicts(stored_events, stored_entities)
         transaction.insert_quarantine(plan.quarantine_values)
         if plan.stored:
-            transaction.add_rollups(rollups_of(plan.stored, shard=writer_shard()))
+            transaction.add_rollups(plan.stored, shard=writer_shard())
         receipts = []
         resolved = []
         for position in live:
