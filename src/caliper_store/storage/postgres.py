@@ -31,9 +31,10 @@ from caliper_store.storage.compression import (
 from caliper_store.storage.records import EventRow, WriteRequest
 from caliper_store.storage.rollups import (
     StoredEvent,
-    bound_rows,
-    rollups_of,
-    upsert_statements,
+    name_rows,
+    name_upsert_sql,
+    postgres_recount_sql,
+    stored_arrays,
 )
 from caliper_store.storage.schema import EVENT_COLUMNS
 from caliper_store.storage.search import query_timeout
@@ -114,7 +115,7 @@ def partition_name(year: int, month: int) -> str:
 _SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("%s")
 
 
-_ROLLUP_UPSERTS = upsert_statements(mark="%s", least="LEAST", greatest="GREATEST")
+_NAME_UPSERT = name_upsert_sql("%s")
 
 
 class _PostgresWriteTransaction:
@@ -203,10 +204,14 @@ class _PostgresWriteTransaction:
                 copy.write_row(row)
 
     def add_rollups(self, stored: Sequence[StoredEvent], *, shard: int) -> None:
-        rollups = rollups_of(stored, shard=shard)
-        for name, rows in bound_rows(rollups, times_as_micros=False).items():
-            if rows:
-                self._cursor.executemany(_ROLLUP_UPSERTS[name], rows)
+        # Counted by PostgreSQL from arrays of the stored events; only the names, which are no
+        # column, are upserted row by row (few: only producers that name their courses).
+        arrays = stored_arrays(stored)
+        for statement in postgres_recount_sql(shard=shard):
+            self._cursor.execute(statement, arrays)
+        names = name_rows(stored, shard=shard, times_as_micros=False)
+        if names:
+            self._cursor.executemany(_NAME_UPSERT, names)
 
     def held_quarantine(self, ids: Collection[int]) -> set[int]:
         # FOR UPDATE: a concurrent replay of the same item waits here, then finds it resolved.

@@ -34,12 +34,10 @@ from caliper_store.storage.compression import (
     dictionary_values,
 )
 from caliper_store.storage.rollups import (
-    Rollups,
     StoredEvent,
-    bound_rows,
-    named_groups,
+    name_rows,
+    name_upsert_sql,
     segment_recount_sql,
-    upsert_statements,
 )
 from caliper_store.storage.schema import EVENT_COLUMNS, utc_micros, utc_text
 from caliper_store.storage.search import query_timeout
@@ -177,7 +175,7 @@ def with_micros_times(row: tuple[Any, ...]) -> tuple[Any, ...]:
 _SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("?")
 
 
-_ROLLUP_UPSERTS = upsert_statements(mark="?", least="min", greatest="max")
+_NAME_UPSERT = name_upsert_sql("?")
 
 
 class _SqliteWriteTransaction:
@@ -433,10 +431,9 @@ class _SqliteWriteTransaction:
             for statement in segment_recount_sql(table, shard=shard):
                 self._connection.execute(statement, (first_seq, last_seq))
         self._inserted.clear()
-        names = Rollups(groups=named_groups(stored, shard=shard))
-        rows = bound_rows(names, times_as_micros=True)["groups"]
-        if rows:
-            self._connection.executemany(_ROLLUP_UPSERTS["groups"], rows)
+        names = name_rows(stored, shard=shard, times_as_micros=True)
+        if names:
+            self._connection.executemany(_NAME_UPSERT, names)
 
     def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         self._connection.executemany(
