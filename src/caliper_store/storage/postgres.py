@@ -30,11 +30,13 @@ from caliper_store.storage.compression import (
 )
 from caliper_store.storage.records import EventRow, WriteRequest
 from caliper_store.storage.rollups import (
+    POSTGRES_STAGING_COPY,
+    POSTGRES_STAGING_SQL,
     StoredEvent,
     name_rows,
     name_upsert_sql,
     postgres_recount_sql,
-    stored_arrays,
+    staged_rows,
 )
 from caliper_store.storage.schema import EVENT_COLUMNS
 from caliper_store.storage.search import query_timeout
@@ -204,11 +206,14 @@ class _PostgresWriteTransaction:
                 copy.write_row(row)
 
     def add_rollups(self, stored: Sequence[StoredEvent], *, shard: int) -> None:
-        # Counted by PostgreSQL from arrays of the stored events; only the names, which are no
-        # column, are upserted row by row (few: only producers that name their courses).
-        arrays = stored_arrays(stored)
+        # Counted by PostgreSQL from a staging copy of the stored events; only the names, which
+        # are no column, are upserted row by row (few: only producers that name their courses).
+        self._cursor.execute(POSTGRES_STAGING_SQL)
+        with self._cursor.copy(POSTGRES_STAGING_COPY) as copy:
+            for row in staged_rows(stored):
+                copy.write_row(row)
         for statement in postgres_recount_sql(shard=shard):
-            self._cursor.execute(statement, arrays)
+            self._cursor.execute(statement)
         names = name_rows(stored, shard=shard, times_as_micros=False)
         if names:
             self._cursor.executemany(_NAME_UPSERT, names)

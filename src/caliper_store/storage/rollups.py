@@ -172,30 +172,37 @@ def segment_recount_sql(table: str, *, shard: int) -> list[str]:
     ]
 
 
-# PostgreSQL: the stored events of a commit as arrays (see stored_arrays), counted by the
-# database; each upsert takes its rows in key order, so concurrent writers lock in one order.
-_UNNESTED = (
-    "FROM unnest(%(group_keys)s::bigint[], %(actor_keys)s::bigint[], %(group_ids)s::text[], "
-    "%(actor_ids)s::text[], %(is_person)s::bool[], %(key_ids)s::int[], %(sensors)s::text[], "
-    "%(times)s::timestamptz[]) AS stored(group_key, actor_key, group_id, actor_id, is_person, "
-    "api_key_id, sensor, event_time)"
+# PostgreSQL: the stored events of a commit, COPYed into a temporary table of the writer's
+# connection and counted from there. Passing them as arrays instead cost 65 µs an event (the
+# driver builds array literals in Python); row-by-row upserts from a Python tally, 16.
+POSTGRES_STAGING_SQL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS rollup_stored (group_key bigint, actor_key bigint, "
+    "group_id text, actor_id text, is_person bool, api_key_id int, sensor text, "
+    "event_time timestamptz) ON COMMIT DELETE ROWS"
+)
+POSTGRES_STAGING_COPY = (
+    "COPY rollup_stored (group_key, actor_key, group_id, actor_id, is_person, api_key_id, "
+    "sensor, event_time) FROM STDIN"
 )
 
 
 def postgres_recount_sql(*, shard: int) -> list[str]:
-    """PostgreSQL: the upserts that add a commit's stored events, given as arrays."""
+    """PostgreSQL: the upserts that add the commit's stored events held in ``rollup_stored``.
+
+    Each takes its rows in key order, so concurrent writers lock them in one order.
+    """
     day = utc_day_sql("postgresql")
     return [
         "INSERT INTO rollup_groups (group_key, shard, group_id, events, first_event_time, "
         f"last_event_time) SELECT group_key, {shard}, min(group_id), count(*), "
-        f"min(event_time), max(event_time) {_UNNESTED} WHERE group_key IS NOT NULL "
+        "min(event_time), max(event_time) FROM rollup_stored WHERE group_key IS NOT NULL "
         "GROUP BY group_key ORDER BY group_key ON CONFLICT (group_key, shard) DO UPDATE SET "
         "events = rollup_groups.events + excluded.events, "
         "first_event_time = LEAST(rollup_groups.first_event_time, excluded.first_event_time), "
         "last_event_time = GREATEST(rollup_groups.last_event_time, excluded.last_event_time)",
         "INSERT INTO rollup_group_actors (group_key, actor_key, actor_id, is_person, events, "
         "first_event_time, last_event_time) SELECT group_key, actor_key, min(actor_id), "
-        f"bool_or(is_person), count(*), min(event_time), max(event_time) {_UNNESTED} "
+        "bool_or(is_person), count(*), min(event_time), max(event_time) FROM rollup_stored "
         "WHERE group_key IS NOT NULL GROUP BY group_key, actor_key "
         "ORDER BY group_key, actor_key ON CONFLICT (group_key, actor_key) DO UPDATE SET "
         "is_person = rollup_group_actors.is_person OR excluded.is_person, "
@@ -205,31 +212,34 @@ def postgres_recount_sql(*, shard: int) -> list[str]:
         "last_event_time = GREATEST(rollup_group_actors.last_event_time, "
         "excluded.last_event_time)",
         "INSERT INTO rollup_group_sources (group_key, shard, api_key_id, sensor, events) "
-        f"SELECT group_key, {shard}, api_key_id, sensor, count(*) {_UNNESTED} "
+        f"SELECT group_key, {shard}, api_key_id, sensor, count(*) FROM rollup_stored "
         "WHERE group_key IS NOT NULL GROUP BY group_key, api_key_id, sensor "
         "ORDER BY group_key, api_key_id, sensor "
         "ON CONFLICT (group_key, shard, api_key_id, sensor) DO UPDATE SET "
         "events = rollup_group_sources.events + excluded.events",
         "INSERT INTO rollup_daily_keys (day, shard, api_key_id, events) "
-        f"SELECT {day}, {shard}, api_key_id, count(*) {_UNNESTED} "
+        f"SELECT {day}, {shard}, api_key_id, count(*) FROM rollup_stored "
         f"GROUP BY {day}, api_key_id ORDER BY 1, 3 "
         "ON CONFLICT (day, shard, api_key_id) DO UPDATE SET "
         "events = rollup_daily_keys.events + excluded.events",
     ]
 
 
-def stored_arrays(stored: Sequence[StoredEvent]) -> dict[str, list[Any]]:
-    """The parameters of ``postgres_recount_sql``: one array per column of the stored events."""
-    return {
-        "group_keys": [iri_key(event.group_id) for event in stored],
-        "actor_keys": [iri_key(event.actor_id) for event in stored],
-        "group_ids": [event.group_id for event in stored],
-        "actor_ids": [event.actor_id for event in stored],
-        "is_person": [event.actor_type == "Person" for event in stored],
-        "key_ids": [event.api_key_id for event in stored],
-        "sensors": [event.sensor or "" for event in stored],
-        "times": [event.event_time for event in stored],
-    }
+def staged_rows(stored: Sequence[StoredEvent]) -> list[tuple[Any, ...]]:
+    """The rows of ``rollup_stored`` for these events."""
+    return [
+        (
+            iri_key(event.group_id),
+            iri_key(event.actor_id),
+            event.group_id,
+            event.actor_id,
+            event.actor_type == "Person",
+            event.api_key_id,
+            event.sensor or "",
+            event.event_time,
+        )
+        for event in stored
+    ]
 
 
 def _key(iri: str) -> int:
