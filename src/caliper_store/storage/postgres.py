@@ -208,12 +208,10 @@ class _PostgresWriteTransaction:
     def add_rollups(self, stored: Sequence[StoredEvent], *, shard: int) -> None:
         # Counted by PostgreSQL from a staging copy of the stored events; only the names, which
         # are no column, are upserted row by row (few: only producers that name their courses).
-        self._cursor.execute(POSTGRES_STAGING_SQL)
         with self._cursor.copy(POSTGRES_STAGING_COPY) as copy:
             for row in staged_rows(stored):
                 copy.write_row(row)
-        for statement in postgres_recount_sql(shard=shard):
-            self._cursor.execute(statement)
+        self._cursor.execute(postgres_recount_sql(shard=shard))
         names = name_rows(stored, shard=shard, times_as_micros=False)
         if names:
             self._cursor.executemany(_NAME_UPSERT, names)
@@ -303,6 +301,9 @@ class PostgresStore(Store):
             self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
         )
         connection.execute(f"SET lock_timeout = {int(self._lock_timeout_ms)}")
+        # The rollups' staging table, made once for the connection's life (autocommit: no
+        # later rollback can take it away).
+        connection.execute(POSTGRES_STAGING_SQL)
         return connection
 
     @contextmanager

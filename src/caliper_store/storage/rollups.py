@@ -186,13 +186,14 @@ POSTGRES_STAGING_COPY = (
 )
 
 
-def postgres_recount_sql(*, shard: int) -> list[str]:
-    """PostgreSQL: the upserts that add the commit's stored events held in ``rollup_stored``.
+def postgres_recount_sql(*, shard: int) -> str:
+    """PostgreSQL: one statement that adds the commit's stored events held in ``rollup_stored``.
 
-    Each takes its rows in key order, so concurrent writers lock them in one order.
+    Four upserts, three of them in WITH clauses, so a commit of one Canvas event pays one round
+    trip for them. Each takes its rows in key order, so concurrent writers lock in one order.
     """
     day = utc_day_sql("postgresql")
-    return [
+    upserts = [
         "INSERT INTO rollup_groups (group_key, shard, group_id, events, first_event_time, "
         f"last_event_time) SELECT group_key, {shard}, min(group_id), count(*), "
         "min(event_time), max(event_time) FROM rollup_stored WHERE group_key IS NOT NULL "
@@ -223,6 +224,8 @@ def postgres_recount_sql(*, shard: int) -> list[str]:
         "ON CONFLICT (day, shard, api_key_id) DO UPDATE SET "
         "events = rollup_daily_keys.events + excluded.events",
     ]
+    clauses = ", ".join(f"counted_{n} AS ({sql})" for n, sql in enumerate(upserts[:-1]))
+    return f"WITH {clauses} {upserts[-1]}"
 
 
 def staged_rows(stored: Sequence[StoredEvent]) -> list[tuple[Any, ...]]:
