@@ -61,6 +61,12 @@ def main() -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--query-timeout-ms", type=int, default=600_000)
+    parser.add_argument(
+        "--server-url",
+        default=None,
+        help="also time every dashboard page on this running server (Server-Timing header)",
+    )
+    parser.add_argument("--read-key", default=None, help="a read key of that server's store")
     arguments = parser.parse_args()
     settings = Settings(
         database_url=arguments.database, query_timeout_ms=arguments.query_timeout_ms
@@ -99,6 +105,34 @@ def main() -> None:
             continue
         print(f"{name:18} {covering:12} {median:10.1f} {worst:10.1f} {rows:7,}")
     store.close()
+    if arguments.server_url and arguments.read_key:
+        _pages(arguments.server_url, arguments.read_key, course, actor, arguments.repeat)
+
+
+def _pages(base_url: str, key: str, course: str, actor: str, repeat: int) -> None:
+    """Server time of each dashboard page (its Server-Timing header), median and worst."""
+    import httpx
+
+    pages = {
+        "overview": ("/", {"at": "2024-06-10T00:00:00Z"}),
+        "course": ("/course", {"groupId": course, "at": "2024-06-10T00:00:00Z"}),
+        "student": ("/student", {"groupId": course, "actorId": actor}),
+        "delivery": ("/delivery", {"at": "2024-06-04T00:00:00Z"}),
+        "quarantine": ("/quarantine", {}),
+    }
+    print(f"\n{'page':18} {'median ms':>10} {'worst ms':>10}  (server time)")
+    with httpx.Client(base_url=base_url, timeout=600) as http:
+        answer = http.post("/login", data={"key": key})
+        assert answer.status_code == 303, answer.text
+        for name, (path, params) in pages.items():
+            spent = []
+            for _ in range(repeat + 1):
+                page = http.get(path, params=params)
+                assert page.status_code == 200, (name, page.status_code)
+                timing = page.headers["server-timing"]
+                spent.append(float(timing.split("dur=")[1]))
+            spent = spent[1:]  # the first warmed the cache
+            print(f"{name:18} {statistics.median(spent):10.1f} {max(spent):10.1f}")
 
 
 if __name__ == "__main__":

@@ -333,27 +333,22 @@ def _course_tallies_from_rollups(
         for group in groups
     }
     window = (micros_text(recent_since), micros_text(at))
-    for person in snapshot.group_actor_rollups():
-        group = by_key.get(person.group_key)
-        if group is None or not person.is_person:
-            continue
-        tally = tallies[group.group_id]
-        tally.students += 1
-        first, last = utc_micros(person.first_event_time), utc_micros(person.last_event_time)
-        if last < recent_since or first >= at:
-            continue
-        if (
-            recent_since <= first < at
-            or recent_since <= last < at
-            or snapshot.has_event(
-                [
-                    Condition("actor_id", "in", (person.actor_id,)),
-                    Condition("group_id", "in", (group.group_id,)),
-                    *time_conditions(*window),
-                ]
-            )
+    counts, spanning = snapshot.group_people(*window)
+    for group_key, (people, active) in counts.items():
+        group = by_key.get(group_key)
+        if group is not None:
+            tallies[group.group_id].students = people
+            tallies[group.group_id].active = active
+    for group_key, actor_id in spanning:
+        group = by_key.get(group_key)
+        if group is not None and snapshot.has_event(
+            [
+                Condition("actor_id", "in", (actor_id,)),
+                Condition("group_id", "in", (group.group_id,)),
+                *time_conditions(*window),
+            ]
         ):
-            tally.active += 1
+            tallies[group.group_id].active += 1
     for group_key, key_id, sensor, _ in snapshot.group_source_rollups():
         group = by_key.get(group_key)
         if group is None:

@@ -30,7 +30,6 @@ from caliper_store.storage.records import (
 from caliper_store.storage.schema import iri_key, micros_text, utc_micros, utc_text
 from caliper_store.storage.search import Condition
 from caliper_store.storage.snapshot import (
-    GroupActorRollup,
     GroupRollup,
     QuarantineSummary,
     ReceiptSummary,
@@ -46,7 +45,6 @@ __all__ = [
     "ConversionPlan",
     "EntityRow",
     "EventRow",
-    "GroupActorRollup",
     "GroupCommitWriter",
     "GroupRollup",
     "Item",

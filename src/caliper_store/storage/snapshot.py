@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Connection, Engine, func, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 
 from caliper_store.storage.compression import RawCodec
 from caliper_store.storage.rollups import KEY_COLUMNS, STORED_SQL, recount_sql
@@ -53,17 +63,6 @@ class GroupRollup(NamedTuple):
     last_event_time: str
     name: str | None
     name_event_time: str | None
-
-
-class GroupActorRollup(NamedTuple):
-    """One actor in one course as its rollup counts them."""
-
-    group_key: int
-    actor_id: str
-    is_person: bool
-    events: int
-    first_event_time: str
-    last_event_time: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,21 +235,35 @@ class Snapshot:
             )
         return list(found.values())
 
-    def group_actor_rollups(self) -> list[GroupActorRollup]:
-        """Every (course, actor) rollup."""
+    def group_people(
+        self, since: str, until: str
+    ) -> tuple[dict[int, tuple[int, int]], list[tuple[int, str]]]:
+        """Per course, its Person actors and those with a first or last event in the period.
+
+        Also the Person actors whose events span ``[since, until)``, first before and last
+        after it: whether they had an event in it needs the events. Counted by the database: a
+        store of 10 million events has hundreds of thousands of (course, person) rows.
+        """
         columns = rollup_group_actors.c
-        query = select(
-            columns.group_key,
-            columns.actor_id,
-            columns.is_person,
-            columns.events,
-            columns.first_event_time,
-            columns.last_event_time,
+        first, last = columns.first_event_time, columns.last_event_time
+        touches = or_(and_(first >= since, first < until), and_(last >= since, last < until))
+        query = (
+            select(
+                columns.group_key,
+                func.count(),
+                func.sum(case((touches, 1), else_=0)),
+            )
+            .where(columns.is_person)
+            .group_by(columns.group_key)
         )
-        return [
-            GroupActorRollup(key, actor, bool(person), int(count), first, last)
-            for key, actor, person, count, first, last in self._connection.execute(query)
-        ]
+        counts = {
+            int(key): (int(people), int(active or 0))
+            for key, people, active in self._connection.execute(query)
+        }
+        spanning = select(columns.group_key, columns.actor_id).where(
+            columns.is_person, first < since, last >= until
+        )
+        return counts, [(int(key), str(actor)) for key, actor in self._connection.execute(spanning)]
 
     def group_source_rollups(self) -> list[tuple[int, int, str, int]]:
         """``(group key, key id, sensor or '', events)``, shards added up."""
