@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from sqlalchemy import text
 from tests.fixtures.events import ingest
 from tests.fixtures.server import run_cli
 from tests.reports.course_data import COURSE_A, COURSE_B, V1P1, fill_course, learn_event
 
 from caliper_store.config import Settings
-from caliper_store.reports import fill_group_names, run_report, verify_rollups
+from caliper_store.reports import activity, fill_group_names, run_report, verify_rollups
 from caliper_store.storage import Store, open_store
 from caliper_store.storage.migrate import downgrade
 
@@ -105,3 +106,7 @@ def test_activity_in_a_past_window_is_exact_for_people_active_on_both_sides(stor
     from_rollups = _courses(store, at=at)[COURSE_A]
     from_events = _courses(store, since="1970-01-01", until="9000-01-01", at=at)[COURSE_A]
     assert from_rollups["activeStudents7d"] == from_events["activeStudents7d"] == 1
+    # With many such people the window's events are counted instead, to the same figure.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(activity, "MAX_SPANNING_LOOKUPS", 0)
+        assert _courses(store, at=at)[COURSE_A]["activeStudents7d"] == 1

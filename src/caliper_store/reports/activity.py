@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from caliper_store.reports.grades import Grade, course_grades
+from caliper_store.reports.grades import Grade, grades_of, is_grade
 from caliper_store.reports.measures import (
     MICROS_PER_DAY,
     ReportEvent,
@@ -30,7 +30,10 @@ SUBMISSION_EVENT_TYPES = frozenset({"AssignableEvent", "AssessmentEvent"})
 ACTIVE_STUDENTS_DAYS = 7
 # The newest events of a person or group whose raw JSON is read for a name: a producer that
 # sends names sends them on every event, so reading all of a course's events would find no more.
-NAME_CANDIDATES = 20
+NAME_CANDIDATES = 3
+# People whose events span the 7-day window (first before, last after it) looked up one by one
+# in the course list; with more (`at` well in the past), the window's events are counted.
+MAX_SPANNING_LOOKUPS = 500
 
 DEFINITIONS = {
     "students": "Distinct actors of type Person with at least one event in the course.",
@@ -51,7 +54,7 @@ DEFINITIONS = {
     "inactive": "No event in the course for inactiveDays before at.",
     "courseAverages": "Means over the course's learners (Person actors with the Learner "
     "membership role), or over every Person actor when no membership roles were sent.",
-    "name": "The person's name in the newest of their latest events in the course that "
+    "name": "The person's name in the newest of their 3 latest events in the course that "
     "carries one (Learn and Canvas send none).",
 }
 
@@ -141,7 +144,10 @@ def _read_course(snapshot: Snapshot, query: ReportQuery) -> _Course:
         *time_conditions(query.since, query.until),
     ]
     people: dict[str, _Person] = {}
+    graded: list[ReportEvent] = []
     for event in read_events(snapshot, conditions):
+        if is_grade(event):
+            graded.append(event)
         if not event.is_person:
             continue
         micros = event.time_micros
@@ -149,7 +155,7 @@ def _read_course(snapshot: Snapshot, query: ReportQuery) -> _Course:
         if person is None:
             person = people[event.actor_id] = _Person(event.actor_id)
         person.add(event, micros, day_of(micros, zone).isoformat())
-    grades = course_grades(snapshot, query.group_id, since=query.since, until=query.until)
+    grades = grades_of(snapshot, graded)  # the course's grade events were among those read
     newest = {actor: person.seqs[: -NAME_CANDIDATES - 1 : -1] for actor, person in people.items()}
     names = _names(snapshot, newest, "actor", ("name",))
     return _Course(people, grades, names)
@@ -323,7 +329,8 @@ def _course_tallies_from_rollups(
 
     Whether a person had an event in ``[recent_since, at)`` follows from their first and last
     event in the course, except when the first is before the window and the last after it
-    (``at`` in the past, or events dated in the future): then one indexed look at the events.
+    (``at`` in the past, or events dated in the future): then one indexed look at the events
+    for each, or, past MAX_SPANNING_LOOKUPS of them, one count of the window's events.
     """
     by_key = {group.group_key: group for group in groups}
     tallies = {
@@ -339,6 +346,11 @@ def _course_tallies_from_rollups(
         if group is not None:
             tallies[group.group_id].students = people
             tallies[group.group_id].active = active
+    if len(spanning) > MAX_SPANNING_LOOKUPS:  # at in the past: count the window's events
+        active_by_key = snapshot.active_people(*window)
+        for group in groups:
+            tallies[group.group_id].active = active_by_key.get(group.group_key, 0)
+        spanning = []
     for group_key, actor_id in spanning:
         group = by_key.get(group_key)
         if group is not None and snapshot.has_event(

@@ -135,6 +135,13 @@ def mark_latest(grades: Iterable[Grade]) -> list[Grade]:
     return [replace(grade, is_latest=position in chosen) for position, grade in enumerate(ordered)]
 
 
+def grades_of(snapshot: Snapshot, events: Sequence[ReportEvent]) -> list[Grade]:
+    """The grades among these events (read from their raw JSON), latest ones marked."""
+    graded = [event for event in events if is_grade(event)]
+    raws = snapshot.raw_events([event.seq for event in graded])
+    return mark_latest(grade_of(event, raws[event.seq]) for event in graded)
+
+
 def course_grades(
     snapshot: Snapshot,
     group_id: str,
@@ -149,9 +156,7 @@ def course_grades(
         Condition("event_type", "in", GRADE_EVENT_TYPES),
         *time_conditions(since, until),
     ]
-    graded = [event for event in read_events(snapshot, conditions) if is_grade(event)]
-    raws = snapshot.raw_events([event.seq for event in graded])
-    grades = mark_latest(grade_of(event, raws[event.seq]) for event in graded)
+    grades = grades_of(snapshot, [event for event in read_events(snapshot, conditions)])
     if student_ids:
         wanted = set(student_ids)
         grades = [grade for grade in grades if grade.student_id in wanted]

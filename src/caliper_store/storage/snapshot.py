@@ -265,6 +265,23 @@ class Snapshot:
         )
         return counts, [(int(key), str(actor)) for key, actor in self._connection.execute(spanning)]
 
+    def active_people(self, since: str, until: str) -> dict[int, int]:
+        """Per course, the Person actors with an event in ``[since, until)``, from the events.
+
+        Reads the period's events (by the time index), in the database.
+        """
+        query = (
+            select(events.c.group_key, func.count(func.distinct(events.c.actor_key)))
+            .where(
+                events.c.event_time >= since,
+                events.c.event_time < until,
+                events.c.group_key.is_not(None),
+                events.c.actor_type == "Person",
+            )
+            .group_by(events.c.group_key)
+        )
+        return {int(key): int(count) for key, count in self._connection.execute(query)}
+
     def group_source_rollups(self) -> list[tuple[int, int, str, int]]:
         """``(group key, key id, sensor or '', events)``, shards added up."""
         columns = rollup_group_sources.c
