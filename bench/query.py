@@ -202,7 +202,7 @@ def _stored(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
-def _pick(store: Store, column: str, rank: int) -> str:
+def pick_typical(store: Store, column: str, rank: int) -> str:
     """A value of ``column`` that is typical (rank in the middle of its frequency order).
 
     Taken from the oldest events, which fill() wrote: ingest benchmarks run on a filled store
@@ -236,12 +236,12 @@ def pages(url: str, repeat: int) -> None:
     store = _open(url)
     limits = QueryLimits.from_settings(Settings())
     total = store.events.count(())
-    actor = _pick(store, "actor_id", 50)
-    rare_actor = _pick(store, "actor_id", 5000)
-    group = _pick(store, "group_id", 20)
-    obj = _pick(store, "object_id", 100)
-    external = _pick(store, "actor_external_id", 50)
-    session = _pick(store, "session_id", 0)
+    actor = pick_typical(store, "actor_id", 50)
+    rare_actor = pick_typical(store, "actor_id", 5000)
+    group = pick_typical(store, "group_id", 20)
+    obj = pick_typical(store, "object_id", 100)
+    external = pick_typical(store, "actor_external_id", 50)
+    session = pick_typical(store, "session_id", 0)
     cases: list[tuple[str, dict[str, list[str]]]] = [
         ("no filter, newest first", {}),
         ("no filter, oldest first", {"order": ["asc"]}),
@@ -251,7 +251,7 @@ def pages(url: str, repeat: int) -> None:
         ("objectId", {"objectId": [obj]}),
         ("externalId (SIS id)", {"externalId": [external]}),
         ("sessionId", {"sessionId": [session]}),
-        ("eventId", {"eventId": [_pick(store, "event_id", 0)]}),
+        ("eventId", {"eventId": [pick_typical(store, "event_id", 0)]}),
         ("type=NavigationEvent (50%)", {"type": ["NavigationEvent"]}),
         ("type=SessionEvent (1%)", {"type": ["SessionEvent"]}),
         ("action=Graded", {"action": ["Graded"]}),

@@ -22,24 +22,14 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench.query import pick_typical
 from caliper_store.config import Settings
 from caliper_store.errors import QueryTimeout
 from caliper_store.reports import Report, run_report
-from caliper_store.storage import Store, open_store
+from caliper_store.storage import open_store
 
 # A run this slow is a scan: one run tells enough.
 SLOW_MS = 2_000
-
-
-def _pick(store: Store, column: str, rank: int) -> str:
-    """A typical value of ``column`` among the oldest 200,000 events (those fill() wrote)."""
-    with store.engine.connect() as connection:
-        row = connection.exec_driver_sql(
-            f"SELECT {column} FROM (SELECT {column} FROM events ORDER BY seq LIMIT 200000) "
-            f"GROUP BY {column} ORDER BY count(*) DESC LIMIT 1 OFFSET {rank}"
-        ).first()
-    assert row is not None
-    return str(row[0])
 
 
 def _time(run: Callable[[], Report], repeat: int) -> tuple[float, float, int]:
@@ -74,8 +64,8 @@ def main() -> None:
     store = open_store(settings)
     store.require_current_schema(create_if_empty=False)
     total = store.events.count([])
-    course = _pick(store, "group_id", 100)
-    actor = _pick(store, "actor_id", 100)
+    course = pick_typical(store, "group_id", 100)
+    actor = pick_typical(store, "actor_id", 100)
     day_start = "2024-06-03T00:00:00Z"
     day_end = "2024-06-04T00:00:00Z"
     at = "2024-06-10T00:00:00Z"
