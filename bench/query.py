@@ -211,7 +211,7 @@ def pick_typical(store: Store, column: str, rank: int) -> str:
     with store.engine.connect() as connection:
         row = connection.exec_driver_sql(
             f"SELECT {column} FROM (SELECT {column} FROM events ORDER BY seq LIMIT 200000) "
-            f"GROUP BY {column} ORDER BY count(*) DESC LIMIT 1 OFFSET {rank}"
+            f"AS oldest GROUP BY {column} ORDER BY count(*) DESC LIMIT 1 OFFSET {rank}"
         ).first()
     assert row is not None
     return str(row[0])
