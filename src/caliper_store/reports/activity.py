@@ -28,7 +28,7 @@ from caliper_store.storage import Condition, GroupRollup, Snapshot, micros_text,
 VIEW_EVENT_TYPES = frozenset({"NavigationEvent", "ViewEvent"})
 SUBMISSION_EVENT_TYPES = frozenset({"AssignableEvent", "AssessmentEvent"})
 ACTIVE_STUDENTS_DAYS = 7
-# The newest events of a person or group whose raw JSON is read for a name: a producer that
+# The newest events of a person whose raw JSON is read for their name: a producer that
 # sends names sends them on every event, so reading all of a course's events would find no more.
 NAME_CANDIDATES = 3
 # People whose events span the 7-day window (first before, last after it) looked up one by one
