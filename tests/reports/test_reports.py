@@ -374,3 +374,11 @@ def test_overview_counts_events_per_day_and_key(course: Store) -> None:
     assert found.summary["quarantineHeld"] == {"id_conflict": 1}
     # The window is the 30 days before at.
     assert report(course, "overview", at="2024-05-01T00:00:00Z").rows == []
+    # Bounds within days are counted from the events: on the 5th, only 08:00 and 09:00.
+    partial = report(course, "overview", since="2024-03-04T06:00:00Z", until="2024-03-05T10:00:00Z")
+    assert [(row["date"], row["keyLabel"], row["events"]) for row in partial.rows] == [
+        ("2024-03-04", "Learn", 8),
+        ("2024-03-04", "Canvas", 4),
+        ("2024-03-04", "Moodle", 3),
+        ("2024-03-05", "Learn", 2),
+    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
 
 from caliper_store.reports.measures import MICROS_PER_DAY
 from caliper_store.reports.params import ReportQuery
@@ -12,7 +11,6 @@ from caliper_store.storage import Snapshot, micros_text, utc_micros
 
 # The period shown when none is asked for: the 30 days before at.
 DEFAULT_DAYS = 30
-EPOCH_DAY = date(1970, 1, 1)
 
 DEFINITIONS = {
     "window": f"Events by the UTC day of their eventTime in [since, until); by default the "
@@ -33,10 +31,7 @@ def overview(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -
     first, end = utc_micros(since), utc_micros(until)
     if first % MICROS_PER_DAY == 0 and end % MICROS_PER_DAY == 0:
         first_day, last_day = first // MICROS_PER_DAY, end // MICROS_PER_DAY - 1
-        counts = [
-            ((EPOCH_DAY + timedelta(days=day)).isoformat(), key_id, events)
-            for day, key_id, events in sorted(snapshot.daily_key_rollups(first_day, last_day))
-        ]
+        counts = snapshot.daily_key_rollups(first_day, last_day)
     else:
         counts = snapshot.daily_event_counts(since, until)
     rows = [

@@ -135,41 +135,63 @@ def name_upsert_sql(mark: str) -> str:
     )
 
 
+def _recount_upserts(rows: str, *, dialect_name: str, shard: int, person: str) -> list[str]:
+    """The four upserts that add the stored events selected by ``rows`` (FROM ... WHERE ...).
+
+    ``person`` is the SQL for "one of the rows is a Person". PostgreSQL takes the rows in key
+    order, so that its concurrent writers lock them in one order; SQLite has one writer.
+    """
+    is_postgres = dialect_name == "postgresql"
+    least, greatest = ("LEAST", "GREATEST") if is_postgres else ("min", "max")
+
+    def order(keys: str) -> str:
+        return f" ORDER BY {keys}" if is_postgres else ""
+
+    def earliest_latest(table: str) -> str:
+        return (
+            f"first_event_time = {least}({table}.first_event_time, excluded.first_event_time), "
+            f"last_event_time = {greatest}({table}.last_event_time, excluded.last_event_time)"
+        )
+
+    day = utc_day_sql(dialect_name)
+    sensor = "COALESCE(sensor, '')"
+    return [
+        "INSERT INTO rollup_groups (group_key, shard, group_id, events, first_event_time, "
+        f"last_event_time) SELECT group_key, {shard}, min(group_id), count(*), min(event_time), "
+        f"max(event_time) {rows} AND group_key IS NOT NULL GROUP BY group_key"
+        f"{order('group_key')} ON CONFLICT (group_key, shard) DO UPDATE SET "
+        f"events = rollup_groups.events + excluded.events, {earliest_latest('rollup_groups')}",
+        "INSERT INTO rollup_group_actors (group_key, actor_key, actor_id, is_person, events, "
+        f"first_event_time, last_event_time) SELECT group_key, actor_key, min(actor_id), "
+        f"{person}, count(*), min(event_time), max(event_time) {rows} "
+        f"AND group_key IS NOT NULL GROUP BY group_key, actor_key{order('group_key, actor_key')} "
+        "ON CONFLICT (group_key, actor_key) DO UPDATE SET "
+        "is_person = rollup_group_actors.is_person OR excluded.is_person, "
+        "events = rollup_group_actors.events + excluded.events, "
+        f"{earliest_latest('rollup_group_actors')}",
+        "INSERT INTO rollup_group_sources (group_key, shard, api_key_id, sensor, events) "
+        f"SELECT group_key, {shard}, api_key_id, {sensor}, count(*) {rows} "
+        f"AND group_key IS NOT NULL GROUP BY group_key, api_key_id, {sensor}"
+        f"{order('1, 3, 4')} ON CONFLICT (group_key, shard, api_key_id, sensor) DO UPDATE SET "
+        "events = rollup_group_sources.events + excluded.events",
+        "INSERT INTO rollup_daily_keys (day, shard, api_key_id, events) "
+        f"SELECT {day}, {shard}, api_key_id, count(*) {rows} GROUP BY {day}, api_key_id"
+        f"{order('1, 3')} ON CONFLICT (day, shard, api_key_id) DO UPDATE SET "
+        "events = rollup_daily_keys.events + excluded.events",
+    ]
+
+
 def segment_recount_sql(table: str, *, shard: int) -> list[str]:
     """SQLite: the upserts that add the events of ``table`` with seq between two marks.
 
     The writer's own rows of this commit; the names come apart (``named_groups``).
     """
-    day = utc_day_sql("sqlite")
-    rows = f"FROM {table} WHERE seq BETWEEN ? AND ?"
-    return [
-        "INSERT INTO rollup_groups (group_key, shard, group_id, events, first_event_time, "
-        f"last_event_time) SELECT group_key, {shard}, min(group_id), count(*), min(event_time), "
-        f"max(event_time) {rows} AND group_key IS NOT NULL GROUP BY group_key "
-        "ON CONFLICT (group_key, shard) DO UPDATE SET "
-        "events = rollup_groups.events + excluded.events, "
-        "first_event_time = min(rollup_groups.first_event_time, excluded.first_event_time), "
-        "last_event_time = max(rollup_groups.last_event_time, excluded.last_event_time)",
-        "INSERT INTO rollup_group_actors (group_key, actor_key, actor_id, is_person, events, "
-        "first_event_time, last_event_time) SELECT group_key, actor_key, min(actor_id), "
-        "max(CASE WHEN actor_type = 'Person' THEN 1 ELSE 0 END), count(*), min(event_time), "
-        f"max(event_time) {rows} AND group_key IS NOT NULL GROUP BY group_key, actor_key "
-        "ON CONFLICT (group_key, actor_key) DO UPDATE SET "
-        "is_person = rollup_group_actors.is_person OR excluded.is_person, "
-        "events = rollup_group_actors.events + excluded.events, "
-        "first_event_time = min(rollup_group_actors.first_event_time, "
-        "excluded.first_event_time), "
-        "last_event_time = max(rollup_group_actors.last_event_time, excluded.last_event_time)",
-        "INSERT INTO rollup_group_sources (group_key, shard, api_key_id, sensor, events) "
-        f"SELECT group_key, {shard}, api_key_id, COALESCE(sensor, ''), count(*) {rows} "
-        "AND group_key IS NOT NULL GROUP BY group_key, api_key_id, COALESCE(sensor, '') "
-        "ON CONFLICT (group_key, shard, api_key_id, sensor) DO UPDATE SET "
-        "events = rollup_group_sources.events + excluded.events",
-        "INSERT INTO rollup_daily_keys (day, shard, api_key_id, events) "
-        f"SELECT {day}, {shard}, api_key_id, count(*) {rows} GROUP BY {day}, api_key_id "
-        "ON CONFLICT (day, shard, api_key_id) DO UPDATE SET "
-        "events = rollup_daily_keys.events + excluded.events",
-    ]
+    return _recount_upserts(
+        f"FROM {table} WHERE seq BETWEEN ? AND ?",
+        dialect_name="sqlite",
+        shard=shard,
+        person="max(CASE WHEN actor_type = 'Person' THEN 1 ELSE 0 END)",
+    )
 
 
 # PostgreSQL: the stored events of a commit, COPYed into a temporary table of the writer's
@@ -192,38 +214,12 @@ def postgres_recount_sql(*, shard: int) -> str:
     Four upserts, three of them in WITH clauses, so a commit of one Canvas event pays one round
     trip for them. Each takes its rows in key order, so concurrent writers lock in one order.
     """
-    day = utc_day_sql("postgresql")
-    upserts = [
-        "INSERT INTO rollup_groups (group_key, shard, group_id, events, first_event_time, "
-        f"last_event_time) SELECT group_key, {shard}, min(group_id), count(*), "
-        "min(event_time), max(event_time) FROM rollup_stored WHERE group_key IS NOT NULL "
-        "GROUP BY group_key ORDER BY group_key ON CONFLICT (group_key, shard) DO UPDATE SET "
-        "events = rollup_groups.events + excluded.events, "
-        "first_event_time = LEAST(rollup_groups.first_event_time, excluded.first_event_time), "
-        "last_event_time = GREATEST(rollup_groups.last_event_time, excluded.last_event_time)",
-        "INSERT INTO rollup_group_actors (group_key, actor_key, actor_id, is_person, events, "
-        "first_event_time, last_event_time) SELECT group_key, actor_key, min(actor_id), "
-        "bool_or(is_person), count(*), min(event_time), max(event_time) FROM rollup_stored "
-        "WHERE group_key IS NOT NULL GROUP BY group_key, actor_key "
-        "ORDER BY group_key, actor_key ON CONFLICT (group_key, actor_key) DO UPDATE SET "
-        "is_person = rollup_group_actors.is_person OR excluded.is_person, "
-        "events = rollup_group_actors.events + excluded.events, "
-        "first_event_time = LEAST(rollup_group_actors.first_event_time, "
-        "excluded.first_event_time), "
-        "last_event_time = GREATEST(rollup_group_actors.last_event_time, "
-        "excluded.last_event_time)",
-        "INSERT INTO rollup_group_sources (group_key, shard, api_key_id, sensor, events) "
-        f"SELECT group_key, {shard}, api_key_id, sensor, count(*) FROM rollup_stored "
-        "WHERE group_key IS NOT NULL GROUP BY group_key, api_key_id, sensor "
-        "ORDER BY group_key, api_key_id, sensor "
-        "ON CONFLICT (group_key, shard, api_key_id, sensor) DO UPDATE SET "
-        "events = rollup_group_sources.events + excluded.events",
-        "INSERT INTO rollup_daily_keys (day, shard, api_key_id, events) "
-        f"SELECT {day}, {shard}, api_key_id, count(*) FROM rollup_stored "
-        f"GROUP BY {day}, api_key_id ORDER BY 1, 3 "
-        "ON CONFLICT (day, shard, api_key_id) DO UPDATE SET "
-        "events = rollup_daily_keys.events + excluded.events",
-    ]
+    upserts = _recount_upserts(
+        "FROM rollup_stored WHERE true",
+        dialect_name="postgresql",
+        shard=shard,
+        person="bool_or(is_person)",
+    )
     clauses = ", ".join(f"counted_{n} AS ({sql})" for n, sql in enumerate(upserts[:-1]))
     return f"WITH {clauses} {upserts[-1]}"
 
@@ -252,9 +248,10 @@ def _key(iri: str) -> int:
 
 
 def utc_day_sql(dialect_name: str, column: str = "event_time") -> str:
-    """SQL for the UTC day (days since 1970, floored) of an events time column.
+    """SQL for the UTC day (days since 1970, floored, also before 1970) of a time column.
 
-    The same day ``rollups_of`` gives (Python's floor division), also before 1970.
+    One spelling per backend for everything that counts by day: the rollups, their recount
+    and the overview's count of events.
     """
     if dialect_name == "postgresql":
         return f"CAST(floor(extract(epoch FROM {column}) / 86400) AS INTEGER)"

@@ -15,19 +15,18 @@ from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Engine,
     and_,
     case,
     func,
+    literal_column,
     or_,
     select,
-    type_coerce,
 )
 
 from caliper_store.storage.compression import RawCodec
-from caliper_store.storage.rollups import KEY_COLUMNS, STORED_SQL, recount_sql
+from caliper_store.storage.rollups import KEY_COLUMNS, STORED_SQL, recount_sql, utc_day_sql
 from caliper_store.storage.schema import (
     api_keys,
     events,
@@ -47,10 +46,14 @@ from caliper_store.storage.search import (
     _reading,
 )
 
-MICROS_PER_DAY = 86_400_000_000
 EPOCH_DAY = date(1970, 1, 1)
 # Rows of raw events fetched by seq in one statement (SQLite binds at most 32,766 values).
 RAW_LOOKUP_CHUNK = 1_000
+
+
+def _day_text(day: int) -> str:
+    """The ISO date of a count of days since 1970 (as ``utc_day_sql`` gives)."""
+    return (EPOCH_DAY + timedelta(days=int(day))).isoformat()
 
 
 class GroupRollup(NamedTuple):
@@ -178,22 +181,16 @@ class Snapshot:
 
         Counted by the database, not row by row here: a month of a busy store is a million rows.
         """
-        if self._connection.dialect.name == "sqlite":  # integer microseconds (UtcMicros)
-            micros = type_coerce(events.c.event_time, BigInteger)
-            day: Any = (micros // MICROS_PER_DAY).label("day")
-        else:
-            utc = func.timezone("UTC", events.c.event_time)
-            day = func.to_char(utc, "YYYY-MM-DD").label("day")
+        day: Any = literal_column(utc_day_sql(self._connection.dialect.name)).label("day")
         query = (
             select(day, events.c.api_key_id, func.count())
             .where(events.c.event_time >= since, events.c.event_time < until)
             .group_by(day, events.c.api_key_id)
         )
-        counts = []
-        for found_day, key_id, count in self._connection.execute(query):
-            if isinstance(found_day, int):
-                found_day = (EPOCH_DAY + timedelta(days=found_day)).isoformat()
-            counts.append((str(found_day), int(key_id), int(count)))
+        counts = [
+            (_day_text(found_day), int(key_id), int(count))
+            for found_day, key_id, count in self._connection.execute(query)
+        ]
         return sorted(counts)
 
     def held_by_reason(self) -> dict[str, int]:
@@ -290,15 +287,16 @@ class Snapshot:
         ).group_by(columns.group_key, columns.api_key_id, columns.sensor)
         return [(int(g), int(k), str(s), int(n)) for g, k, s, n in self._connection.execute(query)]
 
-    def daily_key_rollups(self, first_day: int, last_day: int) -> list[tuple[int, int, int]]:
-        """``(day, key id, events)`` for days ``first_day`` to ``last_day`` (since 1970)."""
+    def daily_key_rollups(self, first_day: int, last_day: int) -> list[tuple[str, int, int]]:
+        """``(UTC day, key id, events)`` for days ``first_day`` to ``last_day`` (since 1970)."""
         columns = rollup_daily_keys.c
         query = (
             select(columns.day, columns.api_key_id, func.sum(columns.events))
             .where(columns.day >= first_day, columns.day <= last_day)
             .group_by(columns.day, columns.api_key_id)
         )
-        return [(int(d), int(k), int(n)) for d, k, n in self._connection.execute(query)]
+        rows = self._connection.execute(query)
+        return sorted((_day_text(day), int(key_id), int(count)) for day, key_id, count in rows)
 
     def rollup_tables(
         self, *, recounted: bool
