@@ -161,6 +161,13 @@ def test_every_page_in_a_real_browser(
     assert "BIO-101" in courses
     assert "Learn" in text("#events-per-key")
     assert "id_conflict" in text("#quarantine-by-reason")
+    # Every day of the period is on the chart, 0 where nothing came (3 of the 7 days).
+    chart = json.loads(
+        driver.find_element(By.ID, "events-per-day").get_attribute("textContent") or ""
+    )
+    assert len(chart["x"]) == 7
+    canvas = next(series for series in chart["series"] if series["label"] == "Canvas")
+    assert canvas["values"] == [0, 0, 0, 4, 0, 0, 0]
 
     course = f"/course?groupId={quote(COURSE_A, safe='')}&at={at}&sort=visits&dir=desc"
     visit(course, "course", has_chart=True)

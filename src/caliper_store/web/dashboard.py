@@ -30,7 +30,7 @@ from caliper_store.query import (
     search_page,
 )
 from caliper_store.reports import Report, report_csv, run_report
-from caliper_store.storage import utc_micros
+from caliper_store.storage import micros_text, utc_micros
 from caliper_store.web.context import AppContext, context_of
 from caliper_store.web.problems import status_of
 from caliper_store.web.session import (
@@ -58,6 +58,11 @@ PAGE_HEADERS = {
 # Events shown on a student's timeline (newest first).
 TIMELINE_EVENTS = 100
 QUARANTINE_ITEMS = 100
+# Most moments a chart's x axis holds with every day (hour) of its period; beyond, only those
+# with data.
+MAX_CHART_POINTS = 5_000
+MICROS_PER_HOUR = 3_600_000_000
+MICROS_PER_DAY = 24 * MICROS_PER_HOUR
 
 Handler = Callable[[Request, AppContext, Session], Awaitable[Response]]
 
@@ -175,19 +180,44 @@ async def _report(context: AppContext, name: str, params: Mapping[str, Sequence[
     return await run_in_threadpool(run_report, context.store, name, params, context.settings)
 
 
+def _day_after(day: str) -> str:
+    """The UTC midnight after a date: the end of a period that includes that day."""
+    return micros_text(utc_micros(day + "T00:00:00Z") + MICROS_PER_DAY)
+
+
 def _series_chart(
-    points: Mapping[str, Mapping[str, float]], *, title: str, by_hour: bool = False
+    points: Mapping[str, Mapping[str, float]],
+    *,
+    title: str,
+    start: str,
+    end: str,
+    step_micros: int = MICROS_PER_DAY,
 ) -> dict[str, Any]:
-    """Chart data for charts.js: x as epoch seconds, one series per label."""
-    moments = sorted({moment for values in points.values() for moment in values})
-    xs = [
-        utc_micros(moment if by_hour else moment + "T00:00:00Z") // 1_000_000 for moment in moments
-    ]
+    """Chart data for charts.js: x as epoch seconds, one series per label.
+
+    Every day (or hour) from ``start`` to ``end`` is on the x axis, 0 where nothing came, so a
+    quiet day shows as 0 rather than as a line drawn across it (past MAX_CHART_POINTS, only the
+    moments with data). Keys of ``points`` are dates or UTC times.
+    """
+
+    def micros(moment: str) -> int:
+        return utc_micros(moment if "T" in moment else moment + "T00:00:00Z")
+
+    by_micros = {
+        label: {micros(moment): value for moment, value in values.items()}
+        for label, values in points.items()
+    }
+    first = micros(start) // step_micros * step_micros
+    count = -(-(micros(end) - first) // step_micros)
+    if 0 < count <= MAX_CHART_POINTS:
+        moments = [first + step * step_micros for step in range(count)]
+    else:
+        moments = sorted({moment for values in by_micros.values() for moment in values})
     series = [
         {"label": label, "values": [values.get(moment, 0) for moment in moments]}
-        for label, values in sorted(points.items())
+        for label, values in sorted(by_micros.items())
     ]
-    return {"title": title, "x": xs, "series": series}
+    return {"title": title, "x": [moment // 1_000_000 for moment in moments], "series": series}
 
 
 @page
@@ -208,7 +238,12 @@ async def overview(request: Request, context: AppContext, session: Session) -> R
         title="Overview",
         summary=summary,
         courses=courses,
-        chart=_series_chart(per_day, title="Events per day"),
+        chart=_series_chart(
+            per_day,
+            title="Events per day",
+            start=summary.method["parameters"]["since"],
+            end=summary.method["parameters"]["until"],
+        ),
     )
 
 
@@ -283,7 +318,12 @@ async def course(request: Request, context: AppContext, session: Session) -> Res
         at_risk=at_risk,
         risk=risk,
         days=days.rows,
-        chart=_series_chart(per_day, title="Course activity per day"),
+        chart=_series_chart(
+            per_day,
+            title="Course activity per day",
+            start=days.rows[0]["date"] if days.rows else "1970-01-01",
+            end=_day_after(days.rows[-1]["date"]) if days.rows else "1970-01-01",
+        ),
         csv_url=_url("/course/students.csv", **{k: v[0] for k, v in params.items()}),
         params={k: v[0] for k, v in params.items()},
     )
@@ -353,7 +393,13 @@ async def delivery(request: Request, context: AppContext, session: Session) -> R
         title="Delivery health",
         report=found,
         reasons=dict(sorted(reasons.items())),
-        chart=_series_chart(per_hour, title="Events stored per hour", by_hour=True),
+        chart=_series_chart(
+            per_hour,
+            title="Events stored per hour",
+            start=found.method["parameters"]["since"],
+            end=found.method["parameters"]["until"],
+            step_micros=MICROS_PER_HOUR,
+        ),
     )
 
 
