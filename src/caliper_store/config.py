@@ -227,6 +227,42 @@ class Settings:
         "fire the grade rule.",
     )
 
+    rules_file: str = _setting(
+        "",
+        "TOML file of ingest rules (drop, redact, truncate_ip, pseudonymize) applied to every "
+        "item before it is stored; empty: none. A broken file stops the server from starting.",
+    )
+    pseudonym_key_file: str = _setting(
+        "",
+        "File holding the secret that pseudonyms are HMACs under (at least 16 bytes; keep it "
+        "out of the database and its backups). Required when a rule pseudonymizes.",
+    )
+    pseudonym_key: str = _setting(
+        "",
+        "The pseudonym secret itself, for deployments that pass secrets in the environment "
+        "(CALIPER_STORE_PSEUDONYM_KEY); pseudonym_key_file wins when both are set.",
+    )
+    retention_events_days: int = _setting(
+        0, "Purge removes events whose eventTime is older than this many days; 0 keeps all."
+    )
+    retention_quarantine_days: int = _setting(
+        0, "Purge removes quarantined items received more than this many days ago; 0 keeps all."
+    )
+    retention_receipts_days: int = _setting(
+        0,
+        "Purge removes receipts received more than this many days ago (a receipt stays while "
+        "an event or quarantined item of it is kept); 0 keeps all.",
+    )
+    purge_every_hours: int = _setting(
+        24,
+        "How often `serve` runs the purge when a retention is set; 0: only `caliper-store "
+        "purge` removes anything.",
+    )
+    purge_batch_events: int = _setting(
+        2_000,
+        "Rows one purge or erase transaction removes: each holds the write lock this briefly.",
+    )
+
     session_secret: str = _setting(
         "",
         "Secret that signs dashboard session cookies (keep it out of the database and logs). "
@@ -243,6 +279,7 @@ class Settings:
         shown = dataclasses.asdict(self)
         shown["database_url"] = redact_url(self.database_url)
         shown["session_secret"] = "***" if self.session_secret else ""
+        shown["pseudonym_key"] = "***" if self.pseudonym_key else ""
         return shown
 
 
@@ -335,6 +372,7 @@ def _validate(settings: Settings) -> None:
         "at_risk_activity_days",
         "at_risk_no_access_days",
         "session_max_age_hours",
+        "purge_batch_events",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -360,6 +398,14 @@ def _validate(settings: Settings) -> None:
             "setting 'raw_dictionary_retrain_percent' must be above 100",
             field="raw_dictionary_retrain_percent",
         )
+    for name in (
+        "retention_events_days",
+        "retention_quarantine_days",
+        "retention_receipts_days",
+        "purge_every_hours",
+    ):
+        if getattr(settings, name) < 0:
+            raise ConfigurationError(f"setting {name!r} cannot be negative (0: off)", field=name)
     for name in ("at_risk_activity_percent_below", "at_risk_grade_percent_below"):
         if not 0 < getattr(settings, name) < 100:
             raise ConfigurationError(f"setting {name!r} must be between 1 and 99", field=name)

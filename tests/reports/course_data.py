@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from tests.fixtures.events import ingest
+from tests.fixtures.events import ingest as ingest_body
 
+from caliper_store.privacy import RuleBook
 from caliper_store.storage import ApiKey, Store
 
 V1P0 = "http://purl.imsglobal.org/ctx/caliper/v1/Context"
@@ -227,9 +228,16 @@ def _key(store: Store, label: str) -> ApiKey:
     return key
 
 
-def fill_course(store: Store) -> CourseKeys:
-    """Send the course's traffic (times are 2024-03-04 and -05 UTC unless said)."""
+def fill_course(store: Store, rules: RuleBook | None = None) -> CourseKeys:
+    """Send the course's traffic (times are 2024-03-04 and -05 UTC unless said).
+
+    With ``rules``, every request goes through those ingest rules.
+    """
     keys = CourseKeys(_key(store, "Learn"), _key(store, "Canvas"), _key(store, "Moodle"))
+
+    def ingest(store: Store, key: ApiKey, body: bytes, received_at: str) -> None:
+        ingest_body(store, key, body, received_at, rules)
+
     first_batch = _body(
         LEARN_SENSOR,
         [

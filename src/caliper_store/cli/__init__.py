@@ -1,9 +1,11 @@
-"""The ``caliper-store`` command: serve, migrate, keys, stats, quarantine, events, export, report.
+"""The ``caliper-store`` command and its sub-commands, one module per group.
+
+serve, migrate, keys, stats, quarantine, events, export, report, rules, purge, person, audit.
 
 Each sub-module registers its commands on the one click group, ``main``.
 """
 
-from caliper_store.cli import events, keys, quarantine, reports
+from caliper_store.cli import events, keys, privacy, quarantine, reports
 from caliper_store.cli.main import main
 
-__all__ = ["events", "keys", "main", "quarantine", "reports"]
+__all__ = ["events", "keys", "main", "privacy", "quarantine", "reports"]

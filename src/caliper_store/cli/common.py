@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -77,3 +78,13 @@ database_option = click.option(
 def echo_json(document: object) -> None:
     """Print indented JSON on stdout."""
     click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8"))
+
+
+@contextmanager
+def progress_bar(length: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for ``length`` rows, or nothing when ``length`` is None."""
+    if length is None:
+        yield None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from caliper_store.cli.common import (
     echo_json,
     friendly_errors,
     open_of,
+    progress_bar,
 )
 from caliper_store.cli.main import main
 from caliper_store.query import (
@@ -164,7 +163,7 @@ def export(
         )
         shown = sys.stderr.isatty() if progress is None else progress
         length = store.events.count(event_filter.conditions) if shown else None
-        with _progress_bar(length) as on_progress:
+        with progress_bar(length, "exporting") as on_progress:
             if partition_by and output is not None:
                 summary = export_partitioned(store, event_filter, options, output, on_progress)
                 click.echo(f"{summary.events} events in {len(summary.files)} files", err=True)
@@ -177,13 +176,3 @@ def export(
                 with output.open("wb") as sink:
                     total = export_to_stream(store, event_filter, options, sink, on_progress)
                 click.echo(f"{total} events to {output}", err=True)
-
-
-@contextlib.contextmanager
-def _progress_bar(length: int | None) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr for ``length`` events, or nothing when ``length`` is None."""
-    if length is None:
-        yield None
-        return
-    with click.progressbar(length=length, label="exporting", file=sys.stderr) as bar:
-        yield bar.update

@@ -23,6 +23,7 @@ from caliper_store.config import (
     export_to_environment,
     with_session_secret,
 )
+from caliper_store.privacy import load_privacy
 from caliper_store.reports import fill_group_names
 from caliper_store.storage import (
     DEFAULT_BATCH_EVENTS,
@@ -81,6 +82,8 @@ def serve(ctx: click.Context, /, **flags: object) -> None:
         store.require_current_schema(create_if_empty=True)
     finally:
         store.close()
+    # A broken rules file, or one that pseudonymizes without a secret, stops the start here.
+    load_privacy(settings)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -204,7 +207,8 @@ def stats(ctx: click.Context, as_json: bool, with_storage: bool, database: str |
         return
     click.echo(
         f"events {figures['events']}  entities {figures['entities']}  "
-        f"duplicates {figures['duplicates']}  quarantined {figures['quarantined']}  "
+        f"duplicates {figures['duplicates']}  dropped {figures['dropped']}  "
+        f"quarantined {figures['quarantined']}  "
         f"receipts {figures['receipts']}"
     )
     if figures["by_type"]:

@@ -16,6 +16,7 @@ from caliper_store.cli.common import (
 )
 from caliper_store.cli.main import main
 from caliper_store.ingest import IngestLimits, replay_items
+from caliper_store.privacy import load_privacy, take_into_use
 from caliper_store.query import (
     build_quarantine_filter,
     discard_items,
@@ -131,12 +132,14 @@ def quarantine_replay(
     """Run today's ingest rules on held items; those that pass now become events."""
     with open_of(ctx, database) as (settings, store):
         ids = _selected_ids(store, item_ids, reasons, key_ids)
+        privacy = take_into_use(load_privacy(settings), store, now_text())
         outcomes = replay_items(
             store,
             ids,
             limits=IngestLimits.from_settings(settings).items,
             actor=actor,
             now=now_text(),
+            rules=privacy.rules,
         )
     if as_json:
         echo_json([outcome.as_json() for outcome in outcomes])

@@ -1,6 +1,6 @@
 """Ingest: envelopes parsed, items normalized across Caliper versions, validated, then written."""
 
-from caliper_store.ingest.normalize import group_name, normalize_id
+from caliper_store.ingest.normalize import normalize_id
 from caliper_store.ingest.pipeline import (
     IngestLimits,
     Prepared,
@@ -21,7 +21,6 @@ __all__ = [
     "IngestLimits",
     "Prepared",
     "ReplayOutcome",
-    "group_name",
     "ingest_body",
     "memory_bound",
     "normalize_id",

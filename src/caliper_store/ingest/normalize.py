@@ -16,13 +16,16 @@ from typing import Any
 from caliper_store.ingest.codec import dump_json
 from caliper_store.ingest.limits import ItemLimits, check_structure
 from caliper_store.ingest.times import parse_time
+from caliper_store.privacy import KeyRules
 from caliper_store.storage import (
+    DroppedRow,
     EntityRow,
     EventRow,
     Item,
     QuarantineRow,
     Reason,
     content_hash,
+    group_name,
 )
 from caliper_store.vocab import VOCABULARIES, Vocabulary, term_from_iri, version_of_context
 
@@ -62,6 +65,8 @@ class ItemContext:
 
     version: str | None
     limits: ItemLimits
+    # The ingest rules of the key that sent the items (None: no rule applies to it).
+    rules: KeyRules | None = None
 
 
 def normalize_id(value: str) -> str:
@@ -154,23 +159,6 @@ def _actor_external_id(item: dict[str, Any], actor: Any) -> str | None:
     return None
 
 
-# The group fields a course is named by, in order: a CourseSection's name, else its number.
-GROUP_NAME_FIELDS = ("name", "courseNumber", "title", "label")
-# Longer names are cut to this many characters where reports keep them.
-MAX_GROUP_NAME_CHARS = 200
-
-
-def group_name(group: Any) -> str | None:
-    """The name a group (course or section) gives itself, if it is inline and gives one."""
-    if not isinstance(group, dict):
-        return None
-    for name in GROUP_NAME_FIELDS:
-        value = group.get(name)
-        if isinstance(value, str) and value.strip():
-            return value[:MAX_GROUP_NAME_CHARS]
-    return None
-
-
 def _membership_role(membership: Any) -> str | None:
     if not isinstance(membership, dict):
         return None
@@ -187,7 +175,9 @@ def normalize_item(item: Any, index: int, context: ItemContext) -> Item:
     """Turn one element of ``data`` into the row that will be stored.
 
     Never raises for bad input: what cannot be stored as an event or entity becomes a
-    :class:`QuarantineRow` carrying every reason found.
+    :class:`QuarantineRow` carrying every reason found. The key's ingest rules change the item
+    before it is read into columns, so every column and the raw JSON hold what they left; an
+    event a rule drops becomes a :class:`DroppedRow`.
     """
     path = f"data[{index}]"
     raw = dump_json(item)
@@ -195,9 +185,14 @@ def normalize_item(item: Any, index: int, context: ItemContext) -> Item:
         return QuarantineRow(
             index, raw, [Reason("not_an_object", path, "the item is not a JSON object")]
         )
+    rules = context.rules
     broken = check_structure(item, raw, context.limits, path)
     if broken is not None:
+        if rules is not None and rules.transforms:
+            return QuarantineRow(index, WITHHELD_RAW, [broken, _withheld(path)])
         return QuarantineRow(index, raw, [broken])
+    if rules is not None and rules.transforms and rules.transform(item, raw):
+        raw = dump_json(item)
 
     warnings: list[Reason] = []
     version, version_problem = _item_version(item, context.version)
@@ -225,9 +220,28 @@ def normalize_item(item: Any, index: int, context: ItemContext) -> Item:
         warnings=warnings,
         max_id_chars=context.limits.max_id_chars,
     )
-    if is_event:
-        return _normalize_event(item, facts)
-    return _normalize_entity(item, facts)
+    if not is_event:
+        return _normalize_entity(item, facts)
+    row = _normalize_event(item, facts)
+    if rules is not None and isinstance(row, EventRow):
+        rule = rules.dropping_rule(row)
+        if rule is not None:
+            return DroppedRow(index, row.event_id, rule)
+    return row
+
+
+# What quarantine keeps of an item the rules could not be run on (too deep, too long): the
+# rules exist so that what they remove is never written, and such an item can never be stored.
+WITHHELD_RAW = "null"
+
+
+def _withheld(path: str) -> Reason:
+    return Reason(
+        "withheld_by_rules",
+        path,
+        "the ingest rules cannot run on an item that breaks a structural limit, so its "
+        "content is not kept",
+    )
 
 
 def _at(reason: Reason, path: str) -> Reason:

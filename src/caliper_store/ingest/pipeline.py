@@ -11,8 +11,10 @@ from caliper_store.ingest.codec import parse_json, parsed_memory_bound
 from caliper_store.ingest.envelope import Envelope, parse_envelope
 from caliper_store.ingest.limits import ItemLimits
 from caliper_store.ingest.normalize import ItemContext, normalize_item
+from caliper_store.privacy import RuleBook
 from caliper_store.storage import (
     ApiKey,
+    DroppedRow,
     EntityRow,
     EventRow,
     GroupCommitWriter,
@@ -21,6 +23,7 @@ from caliper_store.storage import (
     Receipt,
     Store,
     WriteRequest,
+    dropped_verdict,
     event_verdict,
 )
 
@@ -74,6 +77,7 @@ def prepare_request(
     limits: IngestLimits,
     received_at: str,
     is_bounded: bool = False,
+    rules: RuleBook | None = None,
 ) -> Prepared:
     """Parse, split and normalize a request body into rows for the writer.
 
@@ -83,6 +87,7 @@ def prepare_request(
         limits: the ingest limits.
         received_at: when the body arrived, as the store's UTC text.
         is_bounded: the caller already took :func:`memory_bound` of this body.
+        rules: the server's ingest rules, if it has a rules file.
 
     Raises:
         MalformedEnvelope: not JSON, not an envelope where one is required, or (strict mode)
@@ -100,7 +105,9 @@ def prepare_request(
         max_items=limits.max_items_per_envelope,
         max_field_chars=limits.items.max_id_chars,
     )
-    context = ItemContext(envelope.version, limits.items)
+    context = ItemContext(
+        envelope.version, limits.items, rules.for_key(key) if rules is not None else None
+    )
     items = [normalize_item(item, index, context) for index, item in enumerate(envelope.items)]
     if key.is_strict:
         invalid = [item for item in items if isinstance(item, QuarantineRow)]
@@ -120,6 +127,7 @@ def prepare_request(
         received_at=received_at,
         items=items,
         is_strict=key.is_strict,
+        rule_set_id=rules.rule_set_id if rules is not None else None,
     )
     return Prepared(request, envelope)
 
@@ -131,9 +139,10 @@ async def ingest_body(
     limits: IngestLimits,
     writer: GroupCommitWriter,
     received_at: str,
+    rules: RuleBook | None = None,
 ) -> tuple[Receipt, Envelope]:
     """Store what a request carries; returns once it is committed."""
-    prepared = prepare_request(body, key=key, limits=limits, received_at=received_at)
+    prepared = prepare_request(body, key=key, limits=limits, received_at=received_at, rules=rules)
     receipt = await writer.submit(prepared.request)
     return receipt, prepared.envelope
 
@@ -154,6 +163,7 @@ def validate_body(
     store: Store,
     received_at: str,
     is_bounded: bool = False,
+    rules: RuleBook | None = None,
 ) -> dict[str, Any]:
     """Run every ingest check on a body without storing anything; say what would happen.
 
@@ -161,7 +171,12 @@ def validate_body(
     duplicates and conflicts against what is already stored, are returned.
     """
     prepared = prepare_request(
-        body, key=key, limits=limits, received_at=received_at, is_bounded=is_bounded
+        body,
+        key=key,
+        limits=limits,
+        received_at=received_at,
+        is_bounded=is_bounded,
+        rules=rules,
     )
     items = prepared.request.items
     stored = store.lookup_event_hashes(
@@ -174,6 +189,8 @@ def validate_body(
             reference = stored.get(item.event_id, seen.get(item.event_id))
             seen.setdefault(item.event_id, item.content_hash)
             verdicts.append(event_verdict(item, reference))
+        elif isinstance(item, DroppedRow):
+            verdicts.append(dropped_verdict(item))
         elif isinstance(item, EntityRow):
             verdicts.append(
                 ItemVerdict(

@@ -17,6 +17,7 @@ from caliper_store.errors import AlreadyResolved, CaliperStoreError, NotFound
 from caliper_store.ingest.codec import parse_json
 from caliper_store.ingest.limits import ItemLimits
 from caliper_store.ingest.normalize import ItemContext, normalize_item
+from caliper_store.privacy import RuleBook
 from caliper_store.storage import (
     QuarantineRow,
     Receipt,
@@ -27,7 +28,9 @@ from caliper_store.storage import (
 )
 from caliper_store.vocab import version_of_context
 
-ReplayResult = Literal["stored", "duplicate", "still_invalid", "conflict", "already_resolved"]
+ReplayResult = Literal[
+    "stored", "duplicate", "dropped", "still_invalid", "conflict", "already_resolved"
+]
 # Replays committed together by the command line (one transaction each group).
 REPLAY_GROUP_ITEMS = 500
 
@@ -57,9 +60,18 @@ class ReplayOutcome:
 
 
 def prepare_replay(
-    store: Store, quarantine_id: int, *, limits: ItemLimits, actor: str, now: str
+    store: Store,
+    quarantine_id: int,
+    *,
+    limits: ItemLimits,
+    actor: str,
+    now: str,
+    rules: RuleBook | None = None,
 ) -> WriteRequest | ReplayOutcome:
     """Run today's rules on a quarantined item: a request for the writer, or why it still fails.
+
+    Today's ingest rules too, as for the key that sent it: they remove nothing more from an item
+    they already ran on (each is idempotent), and do what a rule added since asks.
 
     Raises:
         NotFound: no item has this id.
@@ -71,7 +83,10 @@ def prepare_replay(
     if item.status != "held":
         return ReplayOutcome(quarantine_id, "already_resolved", item.event_id)
     data_version = receipt.data_version if receipt is not None else None
-    context = ItemContext(version_of_context(data_version) if data_version else None, limits)
+    key_rules = rules.for_key(store.keys.get(item.api_key_id)) if rules is not None else None
+    context = ItemContext(
+        version_of_context(data_version) if data_version else None, limits, key_rules
+    )
     normalized = normalize_item(parse_json(item.raw.encode("utf-8")), item.item_index, context)
     if isinstance(normalized, QuarantineRow):
         return ReplayOutcome(
@@ -91,6 +106,7 @@ def prepare_replay(
         received_at=item.received_at,
         items=[normalized],
         replay=Replay(quarantine_id, item.receipt_id, actor, now),
+        rule_set_id=rules.rule_set_id if rules is not None else None,
     )
 
 
@@ -112,7 +128,13 @@ def replay_outcome(quarantine_id: int, outcome: Receipt | CaliperStoreError) -> 
 
 
 def replay_items(
-    store: Store, ids: Sequence[int], *, limits: ItemLimits, actor: str, now: str
+    store: Store,
+    ids: Sequence[int],
+    *,
+    limits: ItemLimits,
+    actor: str,
+    now: str,
+    rules: RuleBook | None = None,
 ) -> list[ReplayOutcome]:
     """Replay items straight through ``commit_batch`` (the command line has no writer thread).
 
@@ -123,7 +145,9 @@ def replay_items(
     for start in range(0, len(ids), REPLAY_GROUP_ITEMS):
         requests: list[WriteRequest] = []
         for quarantine_id in ids[start : start + REPLAY_GROUP_ITEMS]:
-            prepared = prepare_replay(store, quarantine_id, limits=limits, actor=actor, now=now)
+            prepared = prepare_replay(
+                store, quarantine_id, limits=limits, actor=actor, now=now, rules=rules
+            )
             if isinstance(prepared, ReplayOutcome):
                 outcomes.append(prepared)
             else:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from caliper_store.ingest import group_name
-from caliper_store.storage import Snapshot, Store, iri_key
+from caliper_store.storage import Snapshot, Store, group_name, iri_key
 
 TABLE_NAMES = {
     "groups": "rollup_groups",

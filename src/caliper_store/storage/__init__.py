@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from caliper_store.storage.audit import AUDIT_ACTIONS, AuditEntry, key_actor, operator
 from caliper_store.storage.base import Store
 from caliper_store.storage.convert import (
     DEFAULT_BATCH_EVENTS,
@@ -15,6 +16,7 @@ from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.open import open_store
 from caliper_store.storage.records import (
+    DroppedRow,
     EntityRow,
     EventRow,
     Item,
@@ -25,8 +27,12 @@ from caliper_store.storage.records import (
     Replay,
     WriteRequest,
     conflict_reason,
+    dropped_verdict,
     event_verdict,
 )
+from caliper_store.storage.removal import RemovalTotals
+from caliper_store.storage.retention import Cutoffs, ExpiredCount
+from caliper_store.storage.rollups import group_name
 from caliper_store.storage.schema import iri_key, micros_text, utc_micros, utc_text
 from caliper_store.storage.search import Condition
 from caliper_store.storage.snapshot import (
@@ -39,12 +45,17 @@ from caliper_store.storage.usage import storage_usage
 from caliper_store.storage.writer import GroupCommitWriter, commit_batch
 
 __all__ = [
+    "AUDIT_ACTIONS",
     "DEFAULT_BATCH_EVENTS",
     "ApiKey",
+    "AuditEntry",
     "Condition",
     "ConversionPlan",
+    "Cutoffs",
+    "DroppedRow",
     "EntityRow",
     "EventRow",
+    "ExpiredCount",
     "GroupCommitWriter",
     "GroupRollup",
     "Item",
@@ -55,6 +66,7 @@ __all__ = [
     "Reason",
     "Receipt",
     "ReceiptSummary",
+    "RemovalTotals",
     "Replay",
     "SchemaState",
     "Snapshot",
@@ -64,11 +76,15 @@ __all__ = [
     "conflict_reason",
     "content_hash",
     "convert_plain_raw",
+    "dropped_verdict",
     "event_verdict",
+    "group_name",
     "hash_key",
     "iri_key",
+    "key_actor",
     "micros_text",
     "open_store",
+    "operator",
     "plain_event_count",
     "plan_conversion",
     "storage_usage",

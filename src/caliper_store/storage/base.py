@@ -8,15 +8,27 @@ and receipts live once, in ``storage/writer.py``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, or_, select, update
+import orjson
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from caliper_store.errors import SchemaOutOfDate
-from caliper_store.storage import migrate
+from caliper_store.storage import audit, migrate, retention
 from caliper_store.storage.compression import (
     CompressionSettings,
     DictionaryTransaction,
@@ -25,17 +37,26 @@ from caliper_store.storage.compression import (
 from caliper_store.storage.keys import KeyRegistry
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.records import WriteRequest
-from caliper_store.storage.rollups import StoredEvent
+from caliper_store.storage.removal import RemovalTotals, RemovedEvent, remove_in_batches
+from caliper_store.storage.retention import Cutoffs, ExpiredCount
+from caliper_store.storage.rollups import StoredEvent, group_name
 from caliper_store.storage.schema import (
     api_keys,
     entities,
     events,
+    iri_key,
     quarantine,
     receipts,
     rollup_groups,
+    rule_sets,
     utc_text,
 )
-from caliper_store.storage.search import EventReader, QuarantineDesk, matching_event_ids
+from caliper_store.storage.search import (
+    Condition,
+    EventReader,
+    QuarantineDesk,
+    matching_event_ids,
+)
 from caliper_store.storage.snapshot import Snapshot, read_snapshot
 from caliper_store.storage.usage import RelationSize
 
@@ -95,6 +116,21 @@ class WriteTransaction(DictionaryTransaction, Protocol):
 
         Rows are ``(quarantine_id, status, actor, at, outcome, event_id, note)``.
         """
+
+    # A removal (purge, erase) runs in write transactions too: storage/removal.py.
+    locks_rows: bool
+
+    def remove_events(self, seqs: Sequence[int]) -> list[RemovedEvent]:
+        """Delete these events and their ids; return what each deleted row held."""
+
+    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement written with ``?`` marks; its rows (none for a change)."""
+
+    def day_of(self, event_time: Any) -> int:
+        """The UTC day (days since 1970) of an event time as this backend keeps it."""
+
+    def time_value(self, moment: str) -> Any:
+        """A UTC text time as this backend binds it in a rollup column."""
 
 
 class Store(ABC):
@@ -163,6 +199,148 @@ class Store(ABC):
                 statement,
                 [{"key": key, "given_name": name, "given_at": at} for key, name, at in names],
             )
+
+    def use_rule_set(self, *, digest: str | None, path: str, text: str, now: str) -> int | None:
+        """Record the rules file this server runs with; return its ``rule_sets`` id.
+
+        A version not seen before is kept (its text, for anyone asking later what processed an
+        event); a change from the version last taken into use is written to the audit log.
+        ``digest`` None: the server runs without rules (also audited when it had some).
+        """
+        with self.engine.begin() as connection:
+            rule_set_id = None
+            if digest is not None:
+                rule_set_id = connection.scalar(
+                    select(rule_sets.c.id).where(rule_sets.c.digest == digest)
+                )
+                if rule_set_id is None:
+                    rule_set_id = connection.execute(
+                        insert(rule_sets).values(
+                            digest=digest, path=path, text=text, created_at=now
+                        )
+                    ).inserted_primary_key[0]  # type: ignore[index]
+            last = audit.entries(connection, limit=1, action="rules_changed")
+            previous = last[0].detail.get("digest") if last and last[0].detail else None
+            if previous != digest and (last or digest is not None):
+                audit.record(
+                    connection,
+                    at=now,
+                    actor="server",
+                    action="rules_changed",
+                    target=path or None,
+                    detail={"digest": digest, "previous": previous, "rule_set_id": rule_set_id},
+                )
+        return None if rule_set_id is None else int(rule_set_id)
+
+    def record_audit(
+        self,
+        *,
+        at: str,
+        actor: str,
+        action: audit.AuditAction,
+        target: str | None = None,
+        rows: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Add one row to the audit log, in a transaction of its own."""
+        with self.engine.begin() as connection:
+            audit.record(
+                connection,
+                at=at,
+                actor=actor,
+                action=action,
+                target=target,
+                rows=rows,
+                detail=detail,
+            )
+
+    def audit_entries(
+        self, *, limit: int, before_id: int | None = None, action: str | None = None
+    ) -> list[audit.AuditEntry]:
+        """The audit log, newest first (``caliper-store audit``, ``GET /api/audit``)."""
+        with self.engine.connect() as connection:
+            return audit.entries(connection, limit=limit, before_id=before_id, action=action)
+
+    def remove_events(
+        self,
+        seqs: Sequence[int],
+        *,
+        batch_events: int,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> RemovalTotals:
+        """Delete these events, their ids and what the rollups counted of them, in batches."""
+        totals = remove_in_batches(
+            self.write_transaction, seqs, batch_events=batch_events, on_batch=on_batch
+        )
+        if totals.names_lost:
+            self.rename_groups(totals.names_lost)
+        return totals
+
+    def rename_groups(self, names_lost: dict[str, Any]) -> None:
+        """Name each course again from its newest remaining event that names it (or none).
+
+        ``names_lost`` gives, per course, the time its name was given at by an event now
+        removed; a name given meanwhile by a newer event is kept.
+        """
+        for group_id, lost_at in names_lost.items():
+            found: tuple[str, str] | None = None
+            with self.snapshot(is_time_limited=False) as snapshot:
+                rows = snapshot.events(
+                    [Condition("group_id", "in", (group_id,))],
+                    ("event_time",),
+                    with_raw=True,
+                    is_newest_first=True,
+                )
+                for event_time, raw in rows:
+                    document = orjson.loads(str(raw))
+                    name = group_name(document.get("group")) if isinstance(document, dict) else None
+                    if name is not None:
+                        found = (name, str(event_time))
+                        break
+            with self.write_transaction() as transaction:
+                transaction.rows(
+                    "UPDATE rollup_groups SET name = ?, name_event_time = ? "
+                    "WHERE group_key = ? AND name_event_time = ?",
+                    (
+                        found[0] if found else None,
+                        transaction.time_value(found[1]) if found else None,
+                        iri_key(group_id),
+                        lost_at,
+                    ),
+                )
+
+    def expired(self, cutoffs: Cutoffs) -> list[ExpiredCount]:
+        """What a purge with these cutoffs removes, by kind, month and key."""
+        with self.engine.connect() as connection:
+            return retention.expired_counts(connection, cutoffs)
+
+    def expired_event_seqs(self, cutoff: str, limit: int) -> list[int]:
+        """The oldest ``limit`` events whose eventTime is before ``cutoff``."""
+        with self.engine.connect() as connection:
+            return retention.expired_event_seqs(connection, cutoff, limit)
+
+    def delete_expired(self, kind: retention.Kind, cutoff: str, batch_rows: int) -> int:
+        """Delete quarantined items or receipts received before ``cutoff``, in batches."""
+        return retention.delete_expired(self.engine, kind, cutoff, batch_rows)
+
+    def delete_rows(
+        self, kind: Literal["quarantine", "entities"], ids: Sequence[int], batch_rows: int
+    ) -> int:
+        """Delete quarantined items (by id) or entity descriptions (by seq), in batches."""
+        table, column = (
+            (quarantine, quarantine.c.id) if kind == "quarantine" else (entities, entities.c.seq)
+        )
+        removed = 0
+        ordered = sorted(set(ids))
+        for start in range(0, len(ordered), batch_rows):
+            with self.engine.begin() as connection:
+                chunk = ordered[start : start + batch_rows]
+                removed += connection.execute(delete(table).where(column.in_(chunk))).rowcount
+        return removed
+
+    def drop_past_partitions(self, before: str) -> list[str]:
+        """Drop the emptied monthly partitions that end by ``before`` (PostgreSQL only)."""
+        return []
 
     @abstractmethod
     def close(self) -> None:
@@ -281,13 +459,16 @@ class Store(ABC):
                     .group_by(quarantine.c.api_key_id)
                 ).all()
             )
-            duplicate_keys: dict[int, int | None] = dict(
-                connection.execute(
-                    select(receipts.c.api_key_id, func.sum(receipts.c.duplicate_count)).group_by(
-                        receipts.c.api_key_id
-                    )
-                ).all()
-            )
+            receipt_sums = {
+                row.api_key_id: row
+                for row in connection.execute(
+                    select(
+                        receipts.c.api_key_id,
+                        func.sum(receipts.c.duplicate_count).label("duplicates"),
+                        func.sum(receipts.c.dropped_count).label("dropped"),
+                    ).group_by(receipts.c.api_key_id)
+                )
+            }
             key_rows = connection.execute(
                 select(api_keys.c.id, api_keys.c.label, api_keys.c.key_prefix).order_by(
                     api_keys.c.id
@@ -299,7 +480,10 @@ class Store(ABC):
                 "label": row.label,
                 "prefix": row.key_prefix,
                 "events": event_keys.get(row.id, 0),
-                "duplicates": int(duplicate_keys.get(row.id) or 0),
+                "duplicates": int(receipt_sums[row.id].duplicates or 0)
+                if row.id in receipt_sums
+                else 0,
+                "dropped": int(receipt_sums[row.id].dropped or 0) if row.id in receipt_sums else 0,
                 "quarantined": quarantine_keys.get(row.id, 0),
             }
             for row in key_rows
@@ -310,6 +494,7 @@ class Store(ABC):
             "quarantined": quarantine_total,
             "receipts": receipt_total,
             "duplicates": sum(key["duplicates"] for key in per_key),
+            "dropped": sum(key["dropped"] for key in per_key),
             "by_type": [
                 {"type": row.event_type, "action": row.action, "events": row.n} for row in by_type
             ],

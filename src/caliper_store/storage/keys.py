@@ -16,9 +16,15 @@ from sqlalchemy import Engine, Row, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from caliper_store.errors import NotFound, StorageUnavailable
+from caliper_store.storage import audit
 from caliper_store.storage.schema import api_keys
 
 KeyStatus = Literal["active", "inactive", "revoked"]
+_STATUS_ACTIONS: dict[str, audit.AuditAction] = {
+    "active": "key_activated",
+    "inactive": "key_deactivated",
+    "revoked": "key_revoked",
+}
 PREFIX_CHARS = 8
 SCOPES = ("ingest", "read", "admin")
 
@@ -67,8 +73,12 @@ class KeyRegistry:
         now: str,
         scopes: tuple[str, ...] = ("ingest",),
         is_strict: bool = False,
+        actor: str | None = None,
     ) -> tuple[str, ApiKey]:
-        """Generate a new key; the key itself is returned here once and never again."""
+        """Generate a new key; the key itself is returned here once and never again.
+
+        The audit log records who made it (``actor``, the operator by default).
+        """
         unknown = set(scopes) - set(SCOPES)
         if unknown:
             raise ValueError(f"unknown scope(s) {sorted(unknown)}; known: {', '.join(SCOPES)}")
@@ -84,7 +94,15 @@ class KeyRegistry:
         }
         with self._engine.begin() as connection:
             key_id = connection.execute(insert(api_keys).values(**values)).inserted_primary_key
-        assert key_id is not None
+            assert key_id is not None
+            audit.record(
+                connection,
+                at=now,
+                actor=actor or audit.operator(),
+                action="key_created",
+                target=f"key {key_id[0]} ({values['key_prefix']}, {label})",
+                detail={"scopes": list(scopes), "strict": is_strict},
+            )
         return key, self.get(int(key_id[0]))
 
     def list(self) -> list[ApiKey]:
@@ -130,8 +148,10 @@ class KeyRegistry:
                 return _from_row(row)
         return None
 
-    def set_status(self, key_id: int, status: KeyStatus, *, now: str) -> ApiKey:
-        """Activate, deactivate or revoke a key; a revoked key stays revoked."""
+    def set_status(
+        self, key_id: int, status: KeyStatus, *, now: str, actor: str | None = None
+    ) -> ApiKey:
+        """Activate, deactivate or revoke a key (audited); a revoked key stays revoked."""
         current = self.get(key_id)
         if current.status == "revoked" and status != "revoked":
             raise NotFound(f"API key {key_id} is revoked and cannot be {status}d again")
@@ -140,6 +160,14 @@ class KeyRegistry:
                 update(api_keys)
                 .where(api_keys.c.id == key_id)
                 .values(status=status, status_changed_at=now)
+            )
+            audit.record(
+                connection,
+                at=now,
+                actor=actor or audit.operator(),
+                action=_STATUS_ACTIONS[status],
+                target=f"key {key_id} ({current.prefix}, {current.label})",
+                detail={"from": current.status},
             )
         return self.get(key_id)
 

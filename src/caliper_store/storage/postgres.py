@@ -9,6 +9,7 @@ events cannot deadlock on each other's ids.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from caliper_store.storage.audit import AUDIT_INSERT_COLUMNS, replay_audit_rows
 from caliper_store.storage.base import Store
 from caliper_store.storage.compression import (
     CompressionSettings,
@@ -29,6 +31,7 @@ from caliper_store.storage.compression import (
     dictionary_values,
 )
 from caliper_store.storage.records import EventRow, WriteRequest
+from caliper_store.storage.removal import RemovedEvent
 from caliper_store.storage.rollups import (
     POSTGRES_STAGING_COPY,
     POSTGRES_STAGING_SQL,
@@ -49,6 +52,8 @@ CONNECT_TIMEOUT_S = 5
 PARTITION_LOCK_TIMEOUT_MS = 5_000
 PARTITION_LOCK_KEY = 0x63616C69  # "cali": serializes partition creation across processes
 MONTHS_AHEAD = 2
+# How long dropping an emptied partition may keep ingest waiting on the events table.
+DROP_LOCK_TIMEOUT_MS = 100
 
 _EVENT_TIME = EVENT_COLUMNS.index("event_time")
 _RECEIVED_AT = EVENT_COLUMNS.index("received_at")
@@ -68,6 +73,7 @@ _EVENT_COPY_TYPES = [
         "received_at": "timestamptz",
         "raw_zstd": "bytea",
         "raw_dictionary": "int4",
+        "rule_set_id": "int4",
     }.get(name, "text")
     for name in EVENT_COLUMNS
 ]
@@ -91,9 +97,11 @@ JOIN pg_class t ON t.oid = x.indrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
 WHERE n.nspname = current_schema() AND NOT t.relispartition
 """
+_REMOVED_COLUMNS = ", ".join(RemovedEvent._fields)
 _COPY_RECEIPTS = (
     "COPY receipts (id, api_key_id, sensor, send_time, data_version, is_envelope, received_at, "
-    "body_bytes, item_count, stored_count, duplicate_count, quarantined_count) FROM STDIN"
+    "body_bytes, item_count, stored_count, duplicate_count, quarantined_count, dropped_count, "
+    "rule_set_id) FROM STDIN"
 )
 
 
@@ -238,6 +246,45 @@ class _PostgresWriteTransaction:
             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
+        self._cursor.executemany(
+            f"{AUDIT_INSERT_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s)", replay_audit_rows(rows)
+        )
+
+    # What a removal (purge, erase) needs: storage/removal.py.
+    locks_rows = True
+
+    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(sql.replace("?", "%s"), list(parameters))
+        return self._cursor.fetchall() if self._cursor.description is not None else []
+
+    def day_of(self, event_time: Any) -> int:
+        days: int = math.floor(event_time.timestamp() / 86_400)
+        return days
+
+    def time_value(self, moment: str) -> Any:
+        return datetime.fromisoformat(moment)
+
+    def remove_events(self, seqs: Sequence[int]) -> list[RemovedEvent]:
+        # By seq alone every partition's primary key is probed; the batch's time bounds, read
+        # first, let PostgreSQL skip the months the batch has no event in.
+        self._cursor.execute(
+            "SELECT min(event_time), max(event_time) FROM events WHERE seq = ANY(%s)",
+            (list(seqs),),
+        )
+        first, last = self._cursor.fetchone() or (None, None)
+        if first is None:
+            return []
+        self._cursor.execute(
+            "DELETE FROM events WHERE seq = ANY(%s) AND event_time BETWEEN %s AND %s "
+            f"RETURNING {_REMOVED_COLUMNS}",
+            (list(seqs), first, last),
+        )
+        removed = [RemovedEvent(*row) for row in self._cursor.fetchall()]
+        self._cursor.execute(
+            "DELETE FROM event_ids WHERE event_id = ANY(%s)",
+            ([event.event_id for event in removed],),
+        )
+        return removed
 
     def newest_dictionary_id(self) -> int:
         self._cursor.execute("SELECT coalesce(max(id), 0) FROM raw_dictionaries")
@@ -315,10 +362,53 @@ class PostgresStore(Store):
         try:
             with connection.transaction():
                 yield _PostgresWriteTransaction(connection)
-        except BaseException:
+        except BaseException as error:
             if connection.broken or connection.closed:
                 self._discard_writer()
+            if isinstance(error, psycopg.errors.CheckViolation):
+                # No partition for a row: a purge dropped a month this process thought it had.
+                self._known_months = None
             raise
+
+    def drop_past_partitions(self, before: str) -> list[str]:
+        """Drop each month's partition that ends by ``before`` and that a purge has emptied.
+
+        Each drop is its own transaction, which holds the lock on ``events`` that DROP needs
+        (ingest waits for it) for at most DROP_LOCK_TIMEOUT_MS, and drops only a partition found
+        empty under that lock, so no event written meanwhile can go with it.
+        """
+        dropped = []
+        cutoff = datetime.fromisoformat(before)
+        for year, month in sorted(self._partition_months()):
+            _, end = _month_bounds(year, month)
+            if end == "infinity" or datetime.fromisoformat(end) > cutoff:
+                continue
+            name = partition_name(year, month)
+            with psycopg.connect(self._conninfo, connect_timeout=CONNECT_TIMEOUT_S) as connection:
+                try:
+                    connection.execute(f"SET LOCAL lock_timeout = {DROP_LOCK_TIMEOUT_MS}")
+                    connection.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+                    if connection.execute(f"SELECT 1 FROM {name} LIMIT 1").fetchone() is None:
+                        connection.execute(f"DROP TABLE {name}")
+                        dropped.append(name)
+                except psycopg.errors.LockNotAvailable:
+                    logger.info("partition %s not dropped: ingest held events; next purge", name)
+                    connection.rollback()
+        if dropped:
+            self._known_months = None
+        return dropped
+
+    def _partition_months(self) -> set[tuple[int, int]]:
+        with self.engine.connect() as connection:
+            names = connection.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'events'::regclass"
+                )
+            ).scalars()
+            return {
+                (int(name[8:12]), int(name[13:15])) for name in names if name.startswith("events_p")
+            }
 
     @contextmanager
     def time_limit(self, connection: Connection) -> Iterator[None]:

@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar
 
 from caliper_store.storage.dedup import is_same_content
 
-Verdict = Literal["stored", "duplicate", "quarantined"]
+Verdict = Literal["stored", "duplicate", "quarantined", "dropped"]
 
 _Record = TypeVar("_Record")
 
@@ -97,7 +97,20 @@ class QuarantineRow:
     caliper_version: str | None = None
 
 
-Item = EventRow | EntityRow | QuarantineRow
+@pickled_by_fields
+@dataclass(slots=True)
+class DroppedRow:
+    """An event an ingest rule dropped: counted in its receipt, never stored.
+
+    ``rule`` is the rule's number in the rules file (from 1), so a receipt says which one.
+    """
+
+    index: int
+    event_id: str
+    rule: int
+
+
+Item = EventRow | EntityRow | QuarantineRow | DroppedRow
 
 
 @pickled_by_fields
@@ -130,6 +143,8 @@ class WriteRequest:
     items: list[Item]
     is_strict: bool = False
     replay: Replay | None = None
+    # The rule_sets row of the ingest rules that processed the items (None: no rules file).
+    rule_set_id: int | None = None
 
     @property
     def event_count(self) -> int:
@@ -184,8 +199,15 @@ class Receipt:
             "stored": self.count("stored"),
             "duplicates": self.count("duplicate"),
             "quarantined": self.count("quarantined"),
+            "dropped": self.count("dropped"),
             "items": [item.as_json() for item in self.items],
         }
+
+
+def dropped_verdict(row: DroppedRow) -> ItemVerdict:
+    """The verdict of an event a rule dropped, naming the rule."""
+    reason = Reason("dropped_by_rule", f"data[{row.index}]", f"dropped by ingest rule {row.rule}")
+    return ItemVerdict(row.index, "event", row.event_id, "dropped", (reason,))
 
 
 def conflict_reason(row: EventRow) -> Reason:

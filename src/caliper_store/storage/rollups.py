@@ -34,6 +34,23 @@ ROLLUP_SHARDS = 16
 MICROS_PER_DAY = 86_400_000_000
 
 
+# The group fields a course is named by, in order: a CourseSection's name, else its number.
+GROUP_NAME_FIELDS = ("name", "courseNumber", "title", "label")
+# Longer names are cut to this many characters where reports keep them.
+MAX_GROUP_NAME_CHARS = 200
+
+
+def group_name(group: Any) -> str | None:
+    """The name a group (course or section) gives itself, if it is inline and gives one."""
+    if not isinstance(group, dict):
+        return None
+    for name in GROUP_NAME_FIELDS:
+        value = group.get(name)
+        if isinstance(value, str) and value.strip():
+            return value[:MAX_GROUP_NAME_CHARS]
+    return None
+
+
 def writer_shard() -> int:
     """This process's shard of the counter rows."""
     return os.getpid() % ROLLUP_SHARDS

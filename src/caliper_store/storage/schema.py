@@ -169,6 +169,35 @@ receipts = Table(
     Column("stored_count", Integer, nullable=False),
     Column("duplicate_count", Integer, nullable=False),
     Column("quarantined_count", Integer, nullable=False),
+    # Events an ingest rule dropped, and the rule set that processed the receipt's items
+    # (revision 0008; NULL: no rules file).
+    Column("dropped_count", Integer, nullable=False, server_default="0"),
+    Column("rule_set_id", Integer),
+)
+
+# Every version of the ingest rules file a server ran with (privacy/rules.py).
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("path", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+)
+
+# Administrative actions: who did what, when, to how many rows (privacy/audit.py). A person
+# erased is named only by an HMAC of their id.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BIG_ID, primary_key=True),
+    Column("at", UtcTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", Text),
+    Column("rows", BigInteger),
+    Column("detail", Text),
 )
 
 events = Table(
@@ -208,6 +237,8 @@ events = Table(
     # storage/compression.py.
     Column("raw_zstd", LargeBinary),
     Column("raw_dictionary", Integer),
+    # The rule_sets row of the ingest rules that processed the event (NULL: none; 0008).
+    Column("rule_set_id", Integer),
 )
 
 # SQLite only (storage/segments.py): the arrival segments the events view unites, each from

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from caliper_store.errors import QueryTimeout, StorageUnavailable
+from caliper_store.storage import audit
 from caliper_store.storage.compression import RawCodec
 from caliper_store.storage.schema import (
     event_id_collisions,
@@ -602,6 +603,15 @@ def discard_quarantined(
                 for item_id in discarded
             ],
         )
+        for item_id in discarded:
+            audit.record(
+                connection,
+                at=at,
+                actor=actor,
+                action="quarantine_discarded",
+                target=f"quarantine {item_id}",
+                rows=1,
+            )
     return discarded
 
 

@@ -58,7 +58,7 @@ SEGMENT_STATISTICS: dict[str, str] = {
     "received_at": "1000000 3",
 }
 
-_VIEW_COLUMNS = ", ".join(column.name for column in events.columns)
+VIEW_COLUMNS: tuple[str, ...] = tuple(column.name for column in events.columns)
 
 
 def event_id_hash(event_id: str) -> int:
@@ -107,12 +107,16 @@ def create_segment_sql(number: int) -> list[str]:
     return statements
 
 
-def _union(tables: Sequence[str]) -> str:
-    return " UNION ALL ".join(f"SELECT {_VIEW_COLUMNS} FROM {table}" for table in tables)
+def _union(tables: Sequence[str], columns: Sequence[str]) -> str:
+    listed = ", ".join(columns)
+    return " UNION ALL ".join(f"SELECT {listed} FROM {table}" for table in tables)
 
 
-def events_view_sql(numbers: Sequence[int]) -> list[str]:
-    """The statements that (re)make the ``events`` view over the segments ``numbers``."""
+def events_view_sql(numbers: Sequence[int], columns: Sequence[str] = VIEW_COLUMNS) -> list[str]:
+    """The statements that (re)make the ``events`` view over the segments ``numbers``.
+
+    A migration passes the columns its segments have at that revision.
+    """
     tables = [segment_table(number) for number in numbers]
     part_count = -(-len(tables) // MAX_COMPOUND_TERMS)  # segments only grow: covers the old
     statements = ["DROP VIEW IF EXISTS events"]
@@ -120,13 +124,13 @@ def events_view_sql(numbers: Sequence[int]) -> list[str]:
         f"DROP VIEW IF EXISTS events_part{part:04d}" for part in range(1, part_count + 1)
     )
     if len(tables) <= MAX_COMPOUND_TERMS:
-        statements.append(f"CREATE VIEW events AS {_union(tables)}")
+        statements.append(f"CREATE VIEW events AS {_union(tables, columns)}")
         return statements
     parts = []
     for start in range(0, len(tables), MAX_COMPOUND_TERMS):
         part = f"events_part{start // MAX_COMPOUND_TERMS + 1:04d}"
         parts.append(part)
         chunk = tables[start : start + MAX_COMPOUND_TERMS]
-        statements.append(f"CREATE VIEW {part} AS {_union(chunk)}")
-    statements.append(f"CREATE VIEW events AS {_union(parts)}")
+        statements.append(f"CREATE VIEW {part} AS {_union(chunk, columns)}")
+    statements.append(f"CREATE VIEW events AS {_union(parts, columns)}")
     return statements

@@ -29,6 +29,7 @@ from caliper_store.storage.compression import RawCodec
 from caliper_store.storage.rollups import KEY_COLUMNS, STORED_SQL, recount_sql, utc_day_sql
 from caliper_store.storage.schema import (
     api_keys,
+    entities,
     events,
     quarantine,
     receipts,
@@ -100,11 +101,17 @@ class Snapshot:
         self._codec = codec
 
     def events(
-        self, conditions: Sequence[Condition], columns: Sequence[str], *, with_raw: bool = False
+        self,
+        conditions: Sequence[Condition],
+        columns: Sequence[str],
+        *,
+        with_raw: bool = False,
+        is_newest_first: bool = False,
     ) -> Iterator[tuple[object, ...]]:
         """The chosen columns of every matching event, in ``(event_time, seq)`` order, streamed.
 
-        With ``with_raw``, each row ends with the raw JSON as sent.
+        With ``with_raw``, each row ends with the raw JSON as sent; ``is_newest_first`` reverses
+        the order.
         """
         chosen = [events.c[name] for name in columns]
         if with_raw:
@@ -112,7 +119,13 @@ class Snapshot:
         query = (
             select(*chosen)
             .where(*_conditions(conditions, self._connection.dialect.name))
-            .order_by(events.c.event_time, events.c.seq)
+            .order_by(
+                *(
+                    (events.c.event_time.desc(), events.c.seq.desc())
+                    if is_newest_first
+                    else (events.c.event_time, events.c.seq)
+                )
+            )
         )
         streamed = self._connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
         width = len(columns)
@@ -328,6 +341,34 @@ class Snapshot:
             .limit(1)
         )
         return self._connection.execute(query).first() is not None
+
+    def quarantine_items(self) -> Iterator[tuple[int, int, str, str, str, str]]:
+        """Every quarantined item, whatever its status, streamed (for a person's rights).
+
+        Rows are (id, key id, received at, status, reasons as JSON, raw).
+        """
+        query = select(
+            quarantine.c.id,
+            quarantine.c.api_key_id,
+            quarantine.c.received_at,
+            quarantine.c.status,
+            quarantine.c.reasons,
+            quarantine.c.raw,
+        ).order_by(quarantine.c.id)
+        streamed = self._connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
+        with streamed.execute(query) as rows:
+            for row in rows:
+                yield row.id, row.api_key_id, row.received_at, row.status, row.reasons, row.raw
+
+    def entity_items(self) -> Iterator[tuple[int, str, str, str]]:
+        """Every stored entity description: (seq, entity id, type, raw), streamed."""
+        query = select(
+            entities.c.seq, entities.c.entity_id, entities.c.entity_type, entities.c.raw
+        ).order_by(entities.c.seq)
+        streamed = self._connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
+        with streamed.execute(query) as rows:
+            for row in rows:
+                yield row.seq, row.entity_id, row.entity_type, row.raw
 
     def key_labels(self) -> dict[int, str]:
         """Every API key's label by id (labels are names people chose, never secrets)."""

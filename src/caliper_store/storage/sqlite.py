@@ -25,6 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
+from caliper_store.storage.audit import AUDIT_INSERT_COLUMNS, replay_audit_rows
 from caliper_store.storage.base import Store
 from caliper_store.storage.compression import (
     CompressionSettings,
@@ -33,7 +34,9 @@ from caliper_store.storage.compression import (
     dictionary_sql,
     dictionary_values,
 )
+from caliper_store.storage.removal import RemovedEvent
 from caliper_store.storage.rollups import (
+    MICROS_PER_DAY,
     StoredEvent,
     name_rows,
     name_upsert_sql,
@@ -106,6 +109,7 @@ _MERGE_SLICE = (
 )
 _INSERT_COLLISIONS = ("INSERT INTO event_id_collisions (event_id, seq)", "")
 _SEGMENT_FIRST_SEQS = "SELECT first_seq FROM event_segments ORDER BY id"
+_REMOVED_COLUMNS = ", ".join(RemovedEvent._fields)
 _INSERT_ENTITIES = (
     "INSERT INTO entities (entity_id, content_hash, caliper_version, entity_type, api_key_id, "
     "receipt_id, received_at, raw)",
@@ -118,7 +122,8 @@ _INSERT_QUARANTINE = (
 )
 _INSERT_RECEIPTS = (
     "INSERT INTO receipts (id, api_key_id, sensor, send_time, data_version, is_envelope, "
-    "received_at, body_bytes, item_count, stored_count, duplicate_count, quarantined_count)",
+    "received_at, body_bytes, item_count, stored_count, duplicate_count, quarantined_count, "
+    "dropped_count, rule_set_id)",
     "",
 )
 _INSERT_AUDIT = (
@@ -304,20 +309,24 @@ class _SqliteWriteTransaction:
 
     def _seal_full_segment(self) -> None:
         """Once the newest segment is full, start the next one."""
-        receipt_mark, number, first_seq = self._high_water_marks()
+        _, number, first_seq = self._high_water_marks()
         last_seq = self._newest_seq()
         if last_seq - first_seq + 1 < self._segment_events:
             return
-        number += 1
+        self._start_segment(number + 1, last_seq + 1)
+
+    def _start_segment(self, number: int, first_seq: int) -> None:
+        """Make segment ``number``, whose first event will have ``first_seq``; write to it."""
+        receipt_mark = self._high_water_marks()[0]
         for statement in create_segment_sql(number):
             self._connection.execute(statement)
         self._connection.execute(
             "INSERT INTO event_segments (id, first_seq, created_at) VALUES (?, ?, ?)",
-            (number, last_seq + 1, utc_text(datetime.now(UTC))),
+            (number, first_seq, utc_text(datetime.now(UTC))),
         )
         for statement in events_view_sql(range(1, number + 1)):
             self._connection.execute(statement)
-        self._marks = (receipt_mark, number, last_seq + 1)
+        self._marks = (receipt_mark, number, first_seq)
 
     def insert_events(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, str]:
         if not rows:
@@ -455,6 +464,63 @@ class _SqliteWriteTransaction:
             [(row[1], row[3], row[0]) for row in rows],
         )
         _insert_rows(self._connection, _INSERT_AUDIT, rows)
+        _insert_rows(self._connection, (AUDIT_INSERT_COLUMNS, ""), replay_audit_rows(rows))
+
+    # What a removal (purge, erase) needs: storage/removal.py.
+    locks_rows = False
+
+    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._connection.execute(sql, list(parameters)).fetchall()
+
+    def day_of(self, event_time: Any) -> int:
+        return int(event_time) // MICROS_PER_DAY
+
+    def time_value(self, moment: str) -> Any:
+        return utc_micros(moment)
+
+    def remove_events(self, seqs: Sequence[int]) -> list[RemovedEvent]:
+        firsts = [row[0] for row in self._connection.execute(_SEGMENT_FIRST_SEQS)]
+        by_segment: dict[int, list[int]] = {}
+        for seq in seqs:
+            by_segment.setdefault(bisect.bisect_right(firsts, seq), []).append(seq)
+        removed: list[RemovedEvent] = []
+        for number, in_segment in sorted(by_segment.items()):
+            if number == 0:
+                continue
+            table = segment_table(number)
+            rows = self._select_in(
+                f"SELECT {_REMOVED_COLUMNS} FROM {table} WHERE seq IN ({{marks}})", in_segment
+            )
+            self._select_in(f"DELETE FROM {table} WHERE seq IN ({{marks}})", in_segment)
+            removed.extend(RemovedEvent(*row) for row in rows)
+        claims = [(event_id_hash(event.event_id), event.seq) for event in removed]
+        for table in ("recent_event_id_hashes", "event_id_hashes"):
+            self._connection.executemany(
+                f"DELETE FROM {table} WHERE id_hash = ? AND seq = ?", claims
+            )
+        self._connection.executemany(
+            "DELETE FROM event_id_collisions WHERE event_id = ? AND seq = ?",
+            [(event.event_id, event.seq) for event in removed],
+        )
+        self._keep_seqs_unused(removed)
+        return removed
+
+    def _keep_seqs_unused(self, removed: Sequence[RemovedEvent]) -> None:
+        """Never give a removed event's seq to a new one: readers page and resume by seq.
+
+        The writer takes the next seq after the newest segment's last row; when a removal took
+        that row, the next segment starts after it instead.
+        """
+        if not removed:
+            return
+        self._marks = None
+        self._last_seq = None
+        _, number, first_seq = self._high_water_marks()
+        top = max(event.seq for event in removed)
+        if top < first_seq or self._newest_seq() >= top:
+            return
+        self._last_seq = top
+        self._start_segment(number + 1, top + 1)
 
     def newest_dictionary_id(self) -> int:
         row = self._connection.execute("SELECT coalesce(max(id), 0) FROM raw_dictionaries")

@@ -34,6 +34,7 @@ from caliper_store.errors import (
 from caliper_store.storage.base import Store, WriteTransaction
 from caliper_store.storage.compression import Encoder
 from caliper_store.storage.records import (
+    DroppedRow,
     EntityRow,
     EventRow,
     ItemVerdict,
@@ -43,6 +44,7 @@ from caliper_store.storage.records import (
     Replay,
     WriteRequest,
     conflict_reason,
+    dropped_verdict,
     event_verdict,
 )
 from caliper_store.storage.rollups import StoredEvent, writer_shard
@@ -93,6 +95,7 @@ def _event_values(
         iri_key(row.group_id),
         encoder.encode(row.raw),
         encoder.dictionary_id,
+        request.rule_set_id,
     )
 
 
@@ -244,6 +247,8 @@ def commit_batch(
                     receipt.count("stored"),
                     receipt.count("duplicate"),
                     receipt.count("quarantined"),
+                    receipt.count("dropped"),
+                    request.rule_set_id,
                 )
             )
         if receipts:
@@ -278,9 +283,9 @@ class _Plan:
     entity_values: list[tuple[Any, ...]] = field(default_factory=list)
     quarantine_values: list[tuple[Any, ...]] = field(default_factory=list)
     # (request position, receipt id, request, item, is first) in request order, for verdicts.
-    items: list[tuple[int, int, WriteRequest, EventRow | EntityRow | QuarantineRow, bool]] = field(
-        default_factory=list
-    )
+    items: list[
+        tuple[int, int, WriteRequest, EventRow | EntityRow | QuarantineRow | DroppedRow, bool]
+    ] = field(default_factory=list)
     first_hash: dict[str, str] = field(default_factory=dict)
     first_entities: set[tuple[str, str]] = field(default_factory=set)
     # The events this commit stores, for the rollups (filled by verdicts()).
@@ -311,6 +316,8 @@ class _Plan:
                         )
                     )
                     is_first = True
+            elif isinstance(item, DroppedRow):
+                pass  # counted in the receipt, written nowhere
             elif request.replay is None:  # a replayed item that still fails stays where it is
                 self.quarantine_values.append(
                     _quarantine_values(
@@ -360,6 +367,8 @@ class _Plan:
                     (),
                     tuple(item.warnings),
                 )
+            elif isinstance(item, DroppedRow):
+                verdict = dropped_verdict(item)
             else:
                 verdict = ItemVerdict(
                     item.index, "invalid", item.event_id, "quarantined", tuple(item.reasons)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -21,10 +22,20 @@ from starlette.types import Scope
 from caliper_store.config import Settings, settings_from_environment, with_session_secret
 from caliper_store.errors import CaliperStoreError
 from caliper_store.ingest import IngestLimits
-from caliper_store.storage import GroupCommitWriter, Store, open_store
+from caliper_store.privacy import RetentionPolicy, load_privacy, purge_on_schedule, take_into_use
+from caliper_store.storage import GroupCommitWriter, Store, open_store, utc_text
 from caliper_store.storage.writer import Committer, ThreadCommitter
 from caliper_store.storage.writer_process import WriterProcess
-from caliper_store.web import dashboard, events, health, ingest, openapi, quarantine, reports
+from caliper_store.web import (
+    dashboard,
+    events,
+    health,
+    ingest,
+    openapi,
+    privacy,
+    quarantine,
+    reports,
+)
 from caliper_store.web.auth import KeyAuthenticator
 from caliper_store.web.budget import InflightBudget
 from caliper_store.web.context import AppContext
@@ -55,6 +66,9 @@ API_ROUTES: list[Route] = [
     Route("/api/quarantine/{item_id}/replay", quarantine.replay, methods=["POST"]),
     Route("/api/quarantine/{item_id}/discard", quarantine.discard, methods=["POST"]),
     *(Route(path, reports.get_report, methods=["GET"]) for path in reports.REPORT_PATHS),
+    Route("/api/persons/{person_id:path}/export", privacy.export_person, methods=["GET"]),
+    Route("/api/persons/{person_id:path}/erase", privacy.erase_person_route, methods=["POST"]),
+    Route("/api/audit", privacy.list_audit, methods=["GET"]),
     Route("/api/openapi.json", openapi.openapi_json, methods=["GET"]),
 ]
 # The dashboard (web/dashboard.py): HTML pages behind a login with a read or admin key, and
@@ -134,6 +148,15 @@ def _committer(settings: Settings, store: Store) -> Committer:
     return WriterProcess(settings) if where == "process" else ThreadCommitter(store)
 
 
+def _start_purge_schedule(store: Store, settings: Settings) -> asyncio.Task[None] | None:
+    """The scheduled purge, when a retention is set and the schedule is on."""
+    if not RetentionPolicy.from_settings(settings).is_set or settings.purge_every_hours == 0:
+        return None
+    return asyncio.create_task(
+        purge_on_schedule(store, settings, now=lambda: datetime.now(UTC)), name="purge"
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
     """Build the application for these settings; nothing is opened until the lifespan starts."""
     settings = with_session_secret(settings)  # set by `serve` already, for every worker alike
@@ -145,6 +168,10 @@ def create_app(settings: Settings) -> Starlette:
             # Zero set-up: a new database gets the current schema; an old one must be migrated.
             await run_in_threadpool(store.require_current_schema, create_if_empty=True)
             await run_in_threadpool(store.prepare_for_traffic, datetime.now(UTC))
+            # A broken rules file stops the start here: nothing is stored unfiltered.
+            privacy = await run_in_threadpool(
+                take_into_use, load_privacy(settings), store, utc_text(datetime.now(UTC))
+            )
             writer = GroupCommitWriter(
                 _committer(settings, store),
                 queue_events=settings.writer_queue_events,
@@ -160,10 +187,16 @@ def create_app(settings: Settings) -> Starlette:
                     authenticator=KeyAuthenticator(store.keys),
                     limits=IngestLimits.from_settings(settings),
                     budget=InflightBudget(settings.max_inflight_bytes, settings.retry_after_s),
+                    privacy=privacy,
                 )
                 tune_for_ingest()
+                purging = _start_purge_schedule(store, settings)
                 logger.info("caliper-store ready on %s", store.backend)
-                yield {"context": context}
+                try:
+                    yield {"context": context}
+                finally:
+                    if purging is not None:
+                        purging.cancel()
             finally:
                 await run_in_threadpool(writer.stop)
         finally:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from caliper_store.config import Settings
 from caliper_store.ingest import IngestLimits
+from caliper_store.privacy import Privacy
 from caliper_store.storage import GroupCommitWriter, Store, utc_text
 from caliper_store.web.auth import KeyAuthenticator
 from caliper_store.web.budget import InflightBudget
@@ -24,6 +25,8 @@ class AppContext:
     authenticator: KeyAuthenticator
     limits: IngestLimits
     budget: InflightBudget
+    # The ingest rules and pseudonym secret (privacy.load_privacy), checked at start.
+    privacy: Privacy
 
 
 def context_of(request: Request) -> AppContext:

@@ -103,10 +103,16 @@ async def post_events(request: Request) -> Response:
                 limits=limits,
                 received_at=received_at,
                 is_bounded=True,
+                rules=context.privacy.rules,
             )
         else:
             prepared = prepare_request(
-                body, key=key, limits=limits, received_at=received_at, is_bounded=True
+                body,
+                key=key,
+                limits=limits,
+                received_at=received_at,
+                is_bounded=True,
+                rules=context.privacy.rules,
             )
         del body  # the rows hold what the commit needs: the bytes need not wait for it
         try:
@@ -136,6 +142,7 @@ async def validate_events(request: Request) -> Response:
             store=context.store,
             received_at=utc_now_text(),
             is_bounded=True,
+            rules=context.privacy.rules,
         )
     return JSONResponse(verdict)
 

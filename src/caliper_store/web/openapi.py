@@ -17,6 +17,7 @@ from caliper_store.query import EXPORT_FORMATS, FILTER_FIELDS, MEDIA_TYPES
 from caliper_store.query.cursor import MAX_CURSOR_CHARS
 from caliper_store.query.filters import ID_MAX, KEY_ID_MAX
 from caliper_store.reports import MAX_DAYS, MAX_GAP_MINUTES, PARAMS_BY_NAME, REPORTS, ReportParam
+from caliper_store.storage import AUDIT_ACTIONS
 from caliper_store.web.reports import REPORT_FORMATS
 from caliper_store.web.responses import json_response
 
@@ -179,6 +180,7 @@ def _schemas() -> dict[str, Any]:
                 "stored": {"type": "integer"},
                 "duplicates": {"type": "integer"},
                 "quarantined": {"type": "integer"},
+                "dropped": {"type": "integer", "description": "Events an ingest rule dropped."},
                 "items": {"type": "array", "items": {"type": "object"}},
             },
         },
@@ -600,10 +602,128 @@ def _quarantine_paths() -> dict[str, Any]:
                 },
             }
         },
+        **_privacy_paths(),
         "/api/openapi.json": {
             "get": {
                 "summary": "This description",
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
+            }
+        },
+    }
+
+
+PERSON_ID = {
+    "name": "person_id",
+    "in": "path",
+    "required": True,
+    "description": "An actor id, an external or SIS id, or a pseudonym (URL-encoded).",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+def _privacy_paths() -> dict[str, Any]:
+    traces = {
+        "type": "object",
+        "properties": {
+            "given": {"type": "string"},
+            "idsUsed": {"type": "array", "items": {"type": "string"}},
+            "actorIds": {"type": "array", "items": {"type": "string"}},
+            "externalIds": {"type": "array", "items": {"type": "string"}},
+            "courses": {"type": "integer"},
+            "events": {"type": "integer"},
+            "quarantined": {"type": "integer"},
+            "entities": {"type": "integer"},
+            "dryRun": {"type": "boolean"},
+            "personHmac": {"type": "string"},
+        },
+    }
+    entry = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIME,
+            "actor": {"type": "string"},
+            "action": {"type": "string", "enum": list(AUDIT_ACTIONS)},
+            "target": NULLABLE_TEXT,
+            "rows": {"type": ["integer", "null"]},
+            "detail": {"type": ["object", "null"]},
+        },
+    }
+    return {
+        "/api/persons/{person_id}/export": {
+            "get": {
+                "summary": "Everything the store holds that names one person, as NDJSON",
+                "description": "One line per event (as stored), quarantined item and entity. "
+                "The person's ids are linked through the events (actor id, external ids)."
+                + ADMIN_NOTE,
+                "security": KEY,
+                "parameters": [PERSON_ID],
+                "responses": {
+                    "200": {
+                        "description": "NDJSON lines.",
+                        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                    },
+                    **_problems(400, 401, 403, 503),
+                },
+            }
+        },
+        "/api/persons/{person_id}/erase": {
+            "post": {
+                "summary": "Erase everything that names one person (a dry run unless told)",
+                "description": "Events, quarantined items, entities and the rollups; one audit "
+                "row naming the person only by an HMAC. Erases only with `dryRun=false`."
+                + ADMIN_NOTE,
+                "security": KEY,
+                "parameters": [
+                    PERSON_ID,
+                    _query(
+                        "dryRun",
+                        "true (default): only count; false: erase.",
+                        {"type": "boolean", "default": True},
+                    ),
+                ],
+                "responses": {
+                    "200": _json(traces, "What was (or would be) erased."),
+                    **_problems(400, 401, 403, 503),
+                },
+            }
+        },
+        "/api/audit": {
+            "get": {
+                "summary": "The audit log of administrative actions, newest first",
+                "description": "Keys, rules versions, purges, erasures, quarantine decisions."
+                + ADMIN_NOTE,
+                "security": KEY,
+                "parameters": [
+                    _query(
+                        "limit",
+                        "Entries per page.",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                    ),
+                    _query(
+                        "before",
+                        "The next_before of the previous page.",
+                        {"type": "integer", "minimum": 1},
+                    ),
+                    _query(
+                        "action",
+                        "Only this action.",
+                        {"type": "string", "enum": list(AUDIT_ACTIONS)},
+                    ),
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "entries": {"type": "array", "items": entry},
+                                "next_before": {"type": ["integer", "null"]},
+                            },
+                        },
+                        "One page of entries.",
+                    ),
+                    **_problems(400, 401, 403, 503),
+                },
             }
         },
     }
@@ -634,7 +754,8 @@ def openapi_document() -> dict[str, Any]:
                     "description": "An API key from `caliper-store keys create`, as "
                     "`Authorization: Bearer <key>` (or the bare key, as Moodle sends it). Scopes: "
                     "ingest (send events), read (search, export, reports, list quarantine), "
-                    "admin (replay and discard quarantined items; implies read).",
+                    "admin (replay and discard quarantined items, a person's export and erase, the "
+                    "audit log; implies read).",
                 }
             },
             "schemas": _schemas(),

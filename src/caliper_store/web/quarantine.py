@@ -19,7 +19,7 @@ from caliper_store.query import (
     show_item,
 )
 from caliper_store.query.filters import group_params
-from caliper_store.storage import ApiKey
+from caliper_store.storage import ApiKey, key_actor
 from caliper_store.web.auth import require_read, require_scope
 from caliper_store.web.context import AppContext, context_of, utc_now_text
 from caliper_store.web.ingest import read_body
@@ -31,7 +31,7 @@ MAX_NOTE_BODY_BYTES = 16 * 1024
 
 def _actor(key: ApiKey) -> str:
     """Who acted, as the audit trail names them."""
-    return f"key {key.id} ({key.label})"
+    return key_actor(key.id, key.label)
 
 
 def _item_id(request: Request) -> int:
@@ -77,6 +77,7 @@ async def replay(request: Request) -> Response:
         limits=context.limits.items,
         actor=_actor(key),
         now=utc_now_text(),
+        rules=context.privacy.rules,
     )
     if isinstance(prepared, ReplayOutcome):
         outcome = prepared

@@ -82,7 +82,8 @@ def upgrade() -> None:
             f"VALUES (1, (SELECT coalesce(min(seq), 1) FROM {FIRST}), :now)"
         ).bindparams(now=utc_text(datetime.now(UTC)))
     )
-    for statement in events_view_sql([1]):
+    columns = [column["name"] for column in sa.inspect(bind).get_columns(FIRST)]
+    for statement in events_view_sql([1], columns):
         op.execute(statement)
 
 

@@ -1,0 +1,253 @@
+"""Removing stored events (purge, erase) and taking them out of the rollups in one transaction.
+
+Each batch is one write transaction: the backend deletes the rows and their ids
+(``WriteTransaction.remove_events``) and this module subtracts them from the rollups, so the
+rollups never count an event that is gone, whatever crashes when. A batch is small
+(``purge_batch_events``): it holds the write lock, which ingest waits for, only that long.
+
+Counts are subtracted (they add up across writers' shards, so concurrent PostgreSQL writers
+adding to the same course stay exact). A first or last eventTime cannot be subtracted: when the
+removed events held one, it is read again from the remaining events through the course's (and
+person's) time index. A row whose count reaches zero is deleted. Rows are locked in key order,
+as writers lock them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+
+class RemovedEvent(NamedTuple):
+    """What the rollups counted of an event that a removal deleted.
+
+    Times as the backend keeps them: integer microseconds on SQLite, datetimes on PostgreSQL.
+    """
+
+    seq: int
+    event_id: str
+    event_time: Any
+    group_id: str | None
+    group_key: int | None
+    actor_key: int | None
+    api_key_id: int
+    sensor: str | None
+
+
+class RemovalTransaction(Protocol):
+    """The SQL a removal needs of a backend's write transaction."""
+
+    def remove_events(self, seqs: Sequence[int]) -> list[RemovedEvent]:
+        """Delete these events and their ids; return what each deleted row held."""
+
+    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement written with ``?`` marks; its rows (none for a change)."""
+
+    def day_of(self, event_time: Any) -> int:
+        """The UTC day (days since 1970) of an event time as this backend keeps it."""
+
+    def time_value(self, moment: str) -> Any:
+        """A UTC text time as this backend binds it in a rollup column."""
+
+    @property
+    def locks_rows(self) -> bool:
+        """Whether rows must be locked before they are read to be changed (PostgreSQL)."""
+
+
+@dataclass
+class _Tally:
+    events: int = 0
+    first: Any = None
+    last: Any = None
+    times: set[Any] = field(default_factory=set)
+
+    def add(self, moment: Any) -> None:
+        self.events += 1
+        self.times.add(moment)
+        self.first = moment if self.first is None or moment < self.first else self.first
+        self.last = moment if self.last is None or moment > self.last else self.last
+
+
+@dataclass
+class RemovalTotals:
+    """What a removal took away, for its audit row and its caller."""
+
+    events: int = 0
+    by_key: dict[int, int] = field(default_factory=dict)
+    # Courses whose name came from a removed event: (group id, that event's time, as kept).
+    names_lost: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, removed: Sequence[RemovedEvent]) -> None:
+        """Count a batch."""
+        self.events += len(removed)
+        for event in removed:
+            self.by_key[event.api_key_id] = self.by_key.get(event.api_key_id, 0) + 1
+
+
+def subtract_rollups(
+    transaction: RemovalTransaction, removed: Sequence[RemovedEvent]
+) -> dict[str, Any]:
+    """Take the removed events out of every rollup, in the removal's transaction.
+
+    Returns the courses that kept a name given by a removed event, with that event's time: the
+    name must come from the remaining events (``Store.rename_groups``), which needs raw JSON.
+    """
+    groups: dict[int, _Tally] = {}
+    group_ids: dict[int, str] = {}
+    actors: dict[tuple[int, int], _Tally] = {}
+    sources: dict[tuple[int, int, str], int] = {}
+    days: dict[tuple[int, int], int] = {}
+    for event in removed:
+        day = transaction.day_of(event.event_time)
+        days[(day, event.api_key_id)] = days.get((day, event.api_key_id), 0) + 1
+        if event.group_key is None:
+            continue
+        groups.setdefault(event.group_key, _Tally()).add(event.event_time)
+        group_ids[event.group_key] = str(event.group_id)
+        if event.actor_key is not None:
+            actors.setdefault((event.group_key, event.actor_key), _Tally()).add(event.event_time)
+        source = (event.group_key, event.api_key_id, event.sensor or "")
+        sources[source] = sources.get(source, 0) + 1
+    lock = " FOR UPDATE" if transaction.locks_rows else ""
+    names_lost: dict[str, Any] = {}
+    for group_key in sorted(groups):
+        named_at = transaction.rows(
+            "SELECT DISTINCT name_event_time FROM rollup_groups WHERE group_key = ? "
+            "AND name_event_time IS NOT NULL",
+            (group_key,),
+        )
+        for (moment,) in named_at:
+            if moment in groups[group_key].times:
+                names_lost[group_ids[group_key]] = moment
+        _subtract_sharded(
+            transaction,
+            "rollup_groups",
+            ("group_key",),
+            (group_key,),
+            groups[group_key],
+            lock,
+            bounds_where="group_key = ?",
+        )
+    for pair in sorted(actors):
+        _subtract_actor(transaction, pair, actors[pair], lock)
+    for source in sorted(sources):
+        _subtract_sharded(
+            transaction,
+            "rollup_group_sources",
+            ("group_key", "api_key_id", "sensor"),
+            source,
+            _Tally(sources[source]),
+            lock,
+        )
+    for key in sorted(days):
+        _subtract_sharded(
+            transaction, "rollup_daily_keys", ("day", "api_key_id"), key, _Tally(days[key]), lock
+        )
+    return names_lost
+
+
+def _subtract_sharded(
+    transaction: RemovalTransaction,
+    table: str,
+    key_columns: Sequence[str],
+    key: Sequence[Any],
+    tally: _Tally,
+    lock: str,
+    *,
+    bounds_where: str | None = None,
+) -> None:
+    """Subtract from a counter kept in writers' shards: from one shard, the sum is what counts."""
+    where = " AND ".join(f"{column} = ?" for column in key_columns)
+    times = ", first_event_time, last_event_time" if bounds_where else ""
+    held = transaction.rows(
+        f"SELECT shard, events{times} FROM {table} WHERE {where} ORDER BY shard{lock}", key
+    )
+    if not held:
+        return
+    shards = [row[0] for row in held]
+    marks = ", ".join("?" for _ in shards)
+    if sum(row[1] for row in held) <= tally.events:
+        transaction.rows(
+            f"DELETE FROM {table} WHERE {where} AND shard IN ({marks})", (*key, *shards)
+        )
+        return
+    transaction.rows(
+        f"UPDATE {table} SET events = events - ? WHERE {where} AND shard = ?",
+        (tally.events, *key, shards[0]),
+    )
+    if bounds_where is None:
+        return
+    first = min(row[2] for row in held)
+    last = max(row[3] for row in held)
+    if tally.first > first and tally.last < last:
+        return
+    new_first, new_last = _bounds(transaction, bounds_where, key)
+    if new_first is None:
+        return
+    transaction.rows(
+        f"UPDATE {table} SET first_event_time = ?, last_event_time = ? "
+        f"WHERE {where} AND shard IN ({marks})",
+        (new_first, new_last, *key, *shards),
+    )
+
+
+def _subtract_actor(
+    transaction: RemovalTransaction, key: tuple[int, int], tally: _Tally, lock: str
+) -> None:
+    where = "group_key = ? AND actor_key = ?"
+    held = transaction.rows(
+        f"SELECT events, first_event_time, last_event_time FROM rollup_group_actors "
+        f"WHERE {where}{lock}",
+        key,
+    )
+    if not held:
+        return
+    events, first, last = held[0]
+    if events <= tally.events:
+        transaction.rows(f"DELETE FROM rollup_group_actors WHERE {where}", key)
+        return
+    transaction.rows(
+        f"UPDATE rollup_group_actors SET events = events - ? WHERE {where}", (tally.events, *key)
+    )
+    if tally.first > first and tally.last < last:
+        return
+    new_first, new_last = _bounds(transaction, where, key)
+    if new_first is not None:
+        transaction.rows(
+            "UPDATE rollup_group_actors SET first_event_time = ?, last_event_time = ? "
+            f"WHERE {where}",
+            (new_first, new_last, *key),
+        )
+
+
+def _bounds(transaction: RemovalTransaction, where: str, key: Sequence[Any]) -> tuple[Any, Any]:
+    found = transaction.rows(
+        f"SELECT min(event_time), max(event_time) FROM events WHERE {where}", key
+    )
+    return found[0][0], found[0][1]
+
+
+def remove_in_batches(
+    write_transaction: Callable[[], Any],
+    seqs: Sequence[int],
+    *,
+    batch_events: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> RemovalTotals:
+    """Remove the events ``seqs``, ``batch_events`` per transaction; what was removed.
+
+    ``write_transaction`` is the store's: each batch commits on its own, so a crash leaves the
+    events of the batches committed removed and every other one whole, rollups included.
+    """
+    totals = RemovalTotals()
+    ordered = sorted(set(seqs))
+    for start in range(0, len(ordered), batch_events):
+        chunk = ordered[start : start + batch_events]
+        with write_transaction() as transaction:
+            removed = transaction.remove_events(chunk)
+            totals.names_lost.update(subtract_rollups(transaction, removed))
+        totals.add(removed)
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return totals
