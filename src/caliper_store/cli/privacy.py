@@ -29,6 +29,7 @@ from caliper_store.privacy import (
     PersonTraces,
     Pseudonymizer,
     RetentionPolicy,
+    RuleBook,
     RulesError,
     erase_person,
     export_lines,
@@ -68,14 +69,7 @@ def rules_check(ctx: click.Context, path: Path) -> None:
     """Check a rules file: each error with its line and rule; exit 1 if there is any."""
     settings = settings_of(ctx)
     secret = _secret_or_none(settings.pseudonym_key_file, settings.pseudonym_key)
-    try:
-        book = load_rules(str(path), secret or Pseudonymizer(b"check-only-not-a-real-secret"))
-    except RulesError as error:
-        for problem in error.problems:
-            click.echo(f"{path}:{problem}", err=True)
-        raise SystemExit(1) from error
-    except ConfigurationError as error:
-        raise click.ClickException(error.detail) from error
+    book = _rules_or_exit(path, secret or Pseudonymizer(b"check-only-not-a-real-secret"))
     click.echo(f"{path}: {len(book.rules)} rules, version {book.digest[:12]}")
     if book.needs_pseudonyms and secret is None:
         click.echo(
@@ -83,6 +77,18 @@ def rules_check(ctx: click.Context, path: Path) -> None:
             "(CALIPER_STORE_PSEUDONYM_KEY_FILE) to start",
             err=True,
         )
+
+
+def _rules_or_exit(path: Path, secret: Pseudonymizer) -> RuleBook:
+    """The rules file; else each problem on stderr (``file:line N, rule M: ...``), exit 1."""
+    try:
+        return load_rules(str(path), secret)
+    except RulesError as error:
+        for problem in error.problems:
+            click.echo(f"{path}:{problem}", err=True)
+        raise SystemExit(1) from error
+    except ConfigurationError as error:
+        raise click.ClickException(error.detail) from error
 
 
 def _secret_or_none(key_file: str, key: str) -> Pseudonymizer | None:
@@ -113,12 +119,7 @@ def rules_test(ctx: click.Context, path: Path, payload: Path, key_name: str | No
             "note: no pseudonym secret is set; pseudonyms below are under a throwaway one",
             err=True,
         )
-    try:
-        book = load_rules(str(path), secret)
-    except RulesError as error:
-        for problem in error.problems:
-            click.echo(f"{path}:{problem}", err=True)
-        raise SystemExit(1) from error
+    book = _rules_or_exit(path, secret)
     key = _test_key(key_name)
     body = payload.read_bytes()
     limits = IngestLimits.from_settings(settings)

@@ -11,9 +11,9 @@ from caliper_store.privacy import PersonTraces, erase_person, export_lines, find
 from caliper_store.storage import AUDIT_ACTIONS, ApiKey, key_actor
 from caliper_store.web.auth import require_scope
 from caliper_store.web.context import AppContext, context_of, utc_now_text
+from caliper_store.web.ingest import RECEIPT_FLAGS as YES_NO_FLAGS
 from caliper_store.web.responses import json_response
 
-FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 DEFAULT_AUDIT_ENTRIES = 50
 MAX_AUDIT_ENTRIES = 1_000
@@ -38,9 +38,9 @@ def _flag(request: Request, name: str, *, default: bool) -> bool:
     sent = request.query_params.getlist(name)
     if not sent:
         return default
-    if len(sent) > 1 or sent[0].lower() not in FLAGS:
+    if len(sent) > 1 or sent[0].lower() not in YES_NO_FLAGS:
         raise InvalidQuery(f"{name} must be given once, as true or false", field=name)
-    return FLAGS[sent[0].lower()]
+    return YES_NO_FLAGS[sent[0].lower()]
 
 
 def _int(request: Request, name: str, *, default: int | None, low: int, high: int) -> int | None:
