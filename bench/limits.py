@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -29,9 +30,15 @@ RESULTS_LINE = re.compile(r"logs and JSON results: (\S+)")
 
 
 def run_ingest(
-    tree: Path, scenario: str, database: str, results: Path, duration_s: float
+    tree: Path,
+    scenario: str,
+    database: str,
+    results: Path,
+    duration_s: float,
+    serve_options: Sequence[str] = (),
 ) -> dict[str, object]:
-    """One bench/ingest.py run against a server importing caliper_store from ``tree``."""
+    """One bench/ingest.py run against a server importing caliper_store from ``tree`` (started
+    with ``serve_options`` too)."""
     serve = shlex.join(
         [
             "env",
@@ -40,6 +47,7 @@ def run_ingest(
             "-m",
             "caliper_store",
             "serve",
+            *serve_options,
         ]
     )
     command = [
@@ -77,7 +85,7 @@ def run_ingest(
     return report
 
 
-def _new_database(admin_url: str, run_name: str) -> str:
+def new_database(admin_url: str, run_name: str) -> str:
     """A new, empty PostgreSQL database for one run; its URL."""
     import psycopg
 
@@ -135,7 +143,7 @@ def main() -> int:
                     database = (
                         f"sqlite:///{work / run_name}.db"
                         if args.postgres_admin_url is None
-                        else _new_database(args.postgres_admin_url, run_name)
+                        else new_database(args.postgres_admin_url, run_name)
                     )
                     rate, ceiling, p99 = figures(
                         run_ingest(

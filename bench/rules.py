@@ -1,13 +1,18 @@
-"""What the recommended ingest rules cost: the store's own ingest path with and without them.
+"""What the recommended ingest rules cost: the ingest rate with them, as a fraction of without.
 
-Each round parses and normalizes the same bodies (``prepare_request``, where the rules run)
-and commits them (``commit_batch``) into a fresh SQLite file, once without rules and once with
-the shipped recommended rule set, alternating, so both see the same machine state. Printed:
-events/s of each, and the rate with rules as a fraction of the rate without (target: at least
-0.9, issue 13). No HTTP: the server's own costs are the same with and without rules, so this is
-the part the rules can change.
+Two measurements, each alternating runs without and with the shipped recommended rule set so
+both see the same machine state (target: at least 0.9 of the rate, issue 13):
 
-    python bench/rules.py --shape learn --rounds 3
+- ``--through server`` (the ingest rate as a producer sees it): bench/ingest.py loads a real
+  server over HTTP, started once plain and once with ``--rules-file`` and a pseudonym key, on a
+  new database each run; each rate is printed beside the bare database ceiling of its run.
+- ``--through process`` (the part the rules can change, without HTTP): the same bodies are
+  parsed and normalized (``prepare_request``, where the rules run) and committed
+  (``commit_batch``) into a new SQLite file. The rules' share is larger here, since the
+  server's own costs per event are left out.
+
+    python bench/rules.py --through process --shape learn --rounds 3
+    python bench/rules.py --through server --shape all --rounds 3 [--postgres-admin-url URL]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
+from bench.limits import REPO, figures, new_database, run_ingest
 from caliper_store.config import Settings
 from caliper_store.ingest import IngestLimits, prepare_request
 from caliper_store.privacy import (
@@ -59,13 +65,8 @@ def _round(bodies: list[bytes], shape: str, rules: RuleBook | None, folder: Path
     return events / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--shape", choices=sorted(REQUESTS_PER_COMMIT), default="learn")
-    parser.add_argument("--events", type=int, default=60_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    scenario = workload.build_scenario(args.shape)
+def _through_process(shape: str, events: int, rounds: int) -> None:
+    scenario = workload.build_scenario(shape)
     source = workload.EnvelopeSource(scenario, workload.IdSource())
     text = recommended_rules()
     book = RuleBook(
@@ -74,22 +75,83 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         plain: list[float] = []
         ruled: list[float] = []
-        for number in range(args.rounds):
+        for number in range(rounds):
             bodies = [
                 b"".join(source.next_body()[0])
-                for _ in range(args.events // scenario.events_per_envelope)
+                for _ in range(events // scenario.events_per_envelope)
             ]
-            plain.append(_round(bodies, args.shape, None, Path(folder)))
-            ruled.append(_round(bodies, args.shape, book, Path(folder)))
+            plain.append(_round(bodies, shape, None, Path(folder)))
+            ruled.append(_round(bodies, shape, book, Path(folder)))
             print(
                 f"round {number + 1}: without rules {plain[-1]:,.0f} events/s, "
                 f"with the recommended rules {ruled[-1]:,.0f} ({ruled[-1] / plain[-1]:.3f})"
             )
     print(
-        f"{args.shape}: median without {statistics.median(plain):,.0f} events/s, with "
+        f"{shape} in process: median without {statistics.median(plain):,.0f} events/s, with "
         f"{statistics.median(ruled):,.0f}: "
         f"{statistics.median(ruled) / statistics.median(plain):.3f} of the rate (target 0.9)"
     )
+
+
+def _through_server(
+    shape: str, rounds: int, duration_s: float, postgres_admin_url: str | None
+) -> None:
+    work = Path(tempfile.mkdtemp(prefix="caliper-rules-"))
+    rules_file = work / "rules.toml"
+    rules_file.write_text(recommended_rules(), encoding="utf-8")
+    key_file = work / "pseudonym.key"
+    key_file.write_text("bench secret, 32 bytes long.....", encoding="utf-8")
+    runs = {
+        "without": [],
+        "with rules": ["--rules-file", str(rules_file), "--pseudonym-key-file", str(key_file)],
+    }
+    ratios = []
+    print(f"{shape} through the server: events/s (fraction of the bare ceiling of the run), p99")
+    for number in range(rounds):
+        order = list(runs) if number % 2 == 0 else list(reversed(runs))
+        rates: dict[str, float] = {}
+        for name in order:
+            run_name = f"{shape}-{name.replace(' ', '-')}-{number}"
+            database = (
+                f"sqlite:///{work / run_name}.db"
+                if postgres_admin_url is None
+                else new_database(postgres_admin_url, run_name)
+            )
+            rate, ceiling, p99 = figures(
+                run_ingest(REPO, shape, database, work / "results", duration_s, runs[name])
+            )
+            rates[name] = rate
+            print(
+                f"  round {number + 1} {name:<10} {rate:9,.0f} "
+                f"({rate / ceiling:.3f} of {ceiling:,.0f})  p99 {p99:7.1f} ms"
+            )
+        ratios.append(rates["with rules"] / rates["without"])
+        print(f"  round {number + 1} with / without: {ratios[-1]:.3f}")
+    print(
+        f"{shape} through the server: median {statistics.median(ratios):.3f} of the rate "
+        f"(range {min(ratios):.3f}-{max(ratios):.3f}; target 0.9); work in {work}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--through", choices=["process", "server"], default="process")
+    parser.add_argument("--shape", choices=[*sorted(REQUESTS_PER_COMMIT), "all"], default="learn")
+    parser.add_argument("--events", type=int, default=60_000, help="each process round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration-s", type=float, default=10.0, help="each server run")
+    parser.add_argument(
+        "--postgres-admin-url",
+        default=None,
+        help="server runs on PostgreSQL: each gets a new database made through this URL",
+    )
+    args = parser.parse_args()
+    shapes = sorted(REQUESTS_PER_COMMIT) if args.shape == "all" else [args.shape]
+    for shape in shapes:
+        if args.through == "process":
+            _through_process(shape, args.events, args.rounds)
+        else:
+            _through_server(shape, args.rounds, args.duration_s, args.postgres_admin_url)
 
 
 if __name__ == "__main__":

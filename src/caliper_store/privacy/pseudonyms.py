@@ -38,14 +38,15 @@ class Pseudonymizer:
 
     def pseudonym(self, value: str) -> str:
         """The pseudonym of ``value``; a value that already is a pseudonym is kept as it is."""
+        known = self._known.get(value)
+        if known is not None:
+            return known
         if value.startswith(PSEUDONYM_PREFIX):
             return value
-        known = self._known.get(value)
-        if known is None:
-            digest = hmac.new(self._secret, value.encode("utf-8"), hashlib.sha256).hexdigest()
-            known = self._prefix + digest[:PSEUDONYM_HEX_CHARS]
-            if len(self._known) < 100_000:  # people recur; a bounded memo spares the HMAC
-                self._known[value] = known
+        digest = hmac.new(self._secret, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        known = self._prefix + digest[:PSEUDONYM_HEX_CHARS]
+        if len(self._known) < 100_000:  # people recur; a bounded memo spares the HMAC
+            self._known[value] = known
         return known
 
     def digest(self, value: str) -> str:

@@ -7,17 +7,17 @@ keys it names by label or id. Within one rule its actions run in the order redac
 pseudonymize; rules run in file order. ``drop`` is decided on the event as it would be stored,
 by the first drop rule that matches.
 
-Paths are RFC 9535 JSONPath queries relative to each item (``jsonpath-rfc9535``). Most paths
-name members; a query is only run on an item whose JSON text holds every member name the
-query requires, which spares nearly all of them for events that lack the field.
+Paths are RFC 9535 JSONPath queries relative to each item (``jsonpath-rfc9535``), found as
+:mod:`caliper_store.privacy.paths` plans them: all paths of a key's rules are looked up in one
+pass over each item, then each step acts on what its path found, in order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import ipaddress
 import re
+import socket
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,10 +27,10 @@ from typing import Any, Literal, NamedTuple
 
 import jsonpath_rfc9535
 import orjson
-from jsonpath_rfc9535 import JSONPathNode, JSONPathQuery
 
 from caliper_store.config import Settings
 from caliper_store.errors import ConfigurationError
+from caliper_store.privacy.paths import Found, Hit, Location, PathPlan, Removed, RulePath
 from caliper_store.privacy.pseudonyms import Pseudonymizer, load_pseudonymizer
 from caliper_store.storage import ApiKey, EventRow, Store
 from caliper_store.vocab import term_from_iri
@@ -74,19 +74,6 @@ class RulesError(ConfigurationError):
 
 
 @dataclass(frozen=True, slots=True)
-class RulePath:
-    """A compiled JSONPath, and the JSON member names an item must hold for it to match."""
-
-    text: str
-    query: JSONPathQuery
-    marks: tuple[str, ...]
-
-    def may_match(self, raw: str) -> bool:
-        """Whether the item's JSON text holds every member name the query needs."""
-        return all(mark in raw for mark in self.marks)
-
-
-@dataclass(frozen=True, slots=True)
 class Rule:
     """One ``[[rule]]`` of the file."""
 
@@ -125,54 +112,59 @@ class _Step:
     path: RulePath
 
 
-def _json_path(location: tuple[str | int, ...]) -> str:
+def _json_path(location: Location) -> str:
     return "$" + "".join(
         f"[{part}]" if isinstance(part, int) else f"[{orjson.dumps(part).decode()}]"
         for part in location
     )
 
 
+# IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``) are cut as the IPv4 address they carry.
+_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
 def truncated_ip(value: str) -> str | None:
     """The address (or comma-separated addresses) cut to /24 of IPv4 and /48 of IPv6.
 
     None when any part is no IP address: such a value is removed rather than kept whole.
+    The C library's strict parser (no leading zeros, no short forms) reads each address,
+    several times faster than :mod:`ipaddress` on a path every event takes.
     """
     kept = []
     for part in value.split(","):
+        text = part.strip()
         try:
-            address = ipaddress.ip_address(part.strip())
-        except ValueError:
+            packed = socket.inet_pton(socket.AF_INET, text)
+            kept.append(socket.inet_ntop(socket.AF_INET, packed[:3] + bytes(1)))
+            continue
+        except (OSError, ValueError):  # ValueError: an embedded NUL
+            pass
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, text)
+        except (OSError, ValueError):
             return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            network = ipaddress.ip_network(f"{address.ipv4_mapped}/24", strict=False)
-            kept.append(f"::ffff:{network.network_address}")
-        elif isinstance(address, ipaddress.IPv4Address):
-            kept.append(str(ipaddress.ip_network(f"{address}/24", strict=False).network_address))
+        if packed.startswith(_MAPPED_PREFIX):
+            kept.append("::ffff:" + socket.inet_ntop(socket.AF_INET, packed[12:15] + bytes(1)))
         else:
-            kept.append(str(ipaddress.ip_network(f"{address}/48", strict=False).network_address))
+            kept.append(socket.inet_ntop(socket.AF_INET6, packed[:6] + bytes(10)))
     return ", ".join(kept)
 
 
-def _remove(nodes: Iterable[JSONPathNode]) -> None:
+def _remove(hits: Iterable[Hit]) -> None:
     # Indices of one list go from the last, so removing one does not move the others.
-    def position(node: JSONPathNode) -> int:
-        last = node.location[-1]
-        return last if isinstance(last, int) else -1
+    def position(hit: Hit) -> int:
+        return hit.name if isinstance(hit.name, int) else -1
 
-    for node in sorted(nodes, key=position, reverse=True):
-        container = node.parent.value if node.parent is not None else None
-        name = node.location[-1]
+    for hit in sorted(hits, key=position, reverse=True):
+        container, name = hit.container, hit.name
         if isinstance(container, dict):
-            container.pop(name, None)
-        elif isinstance(container, list) and isinstance(name, int) and name < len(container):
+            container.pop(str(name), None)
+        elif isinstance(name, int) and name < len(container):
             del container[name]
 
 
-def _replace(node: JSONPathNode, value: Any) -> None:
-    container = node.parent.value if node.parent is not None else None
-    name = node.location[-1]
-    if isinstance(container, dict) or (isinstance(container, list) and isinstance(name, int)):
-        container[name] = value  # type: ignore[index]  # a list's name is an int
+def _replace(hit: Hit, value: Any) -> None:
+    hit.container[hit.name] = value  # type: ignore[index]  # a list's name is an int
 
 
 def _replace_everywhere(node: Any, replaced: Mapping[Any, str]) -> Any:
@@ -200,64 +192,110 @@ class KeyRules:
     steps: tuple[_Step, ...]
     drop_rules: tuple[Rule, ...]
     pseudonymizer: Pseudonymizer | None
+    # How the steps' paths are found in an item (the same order as the steps).
+    plan: PathPlan = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plan", PathPlan(step.path for step in self.steps))
 
     def transform(
         self, item: dict[str, Any], raw: str, changes: list[Change] | None = None
     ) -> bool:
-        """Redact, truncate and pseudonymize ``item`` in place; whether anything changed.
+        """Redact, truncate and pseudonymize ``item`` in place; whether it may have changed.
 
         ``raw`` is the item's JSON text before any rule ran. ``changes`` collects what was done.
+        False means no path found anything.
         """
-        changed = False
+        found = self.plan.find_all(item, raw)
+        if not found:
+            return False
         replaced: dict[Any, str] = {}
         replaced_count = 0
-        for step in self.steps:
-            if not step.path.may_match(raw):
+        for position in sorted(found):
+            hits = found[position]
+            if not hits:  # all inside what an earlier step removed
                 continue
-            nodes = [node for node in step.path.query.find(item) if node.location]
-            if not nodes:
-                continue
+            step = self.steps[position]
             if step.action == "redact":
-                _remove(nodes)
-                changed = True
-                self._note(changes, step, nodes, "redacted")
-                continue
-            for node in nodes:
-                value = node.value
-                if step.action == "truncate_ip":
-                    if value is None or value == "":
-                        continue
-                    cut = truncated_ip(value) if isinstance(value, str) else None
-                    if cut is None:
-                        _remove([node])
-                        self._note(changes, step, [node], "removed (not an IP address)")
-                    else:
-                        _replace(node, cut)
-                        self._note(changes, step, [node], "truncated")
-                    changed = True
-                    continue
-                target = node
-                if isinstance(value, dict):  # an entity: its id stands for it
-                    name = "id" if "id" in value else "@id"
-                    if not isinstance(value.get(name), str | int):
-                        continue
-                    value = value[name]
-                    target = node.new_child(value, name, node)
-                if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-                    continue
-                assert self.pseudonymizer is not None  # load_rules refuses pseudonyms without
-                pseudonym = self.pseudonymizer.pseudonym(str(value))
-                if pseudonym == value:
-                    continue
-                replaced[value] = pseudonym
-                replaced[str(value)] = pseudonym
-                replaced_count += 1
-                _replace(target, pseudonym)
-                changed = True
-                self._note(changes, step, [target], "pseudonymized")
+                self._remove(found, position, hits, item, raw)
+                if changes is not None:
+                    self._note(changes, step, hits, "redacted")
+            elif step.action == "truncate_ip":
+                for hit in hits:
+                    self._truncate(found, position, hit, item, raw, changes)
+            else:
+                for hit in hits:
+                    target = self._pseudonymize(hit, replaced)
+                    if target is not None:
+                        replaced_count += 1
+                        if changes is not None:
+                            self._note(changes, step, [target], "pseudonymized")
         if replaced and self._appears_elsewhere(raw, replaced, replaced_count):
             _replace_everywhere(item, replaced)
-        return changed
+        return True
+
+    def _truncate(
+        self,
+        found: Found,
+        position: int,
+        hit: Hit,
+        item: dict[str, Any],
+        raw: str,
+        changes: list[Change] | None,
+    ) -> None:
+        value = hit.container[hit.name]  # type: ignore[index]  # a list's name is an int
+        if value is None or value == "":
+            return
+        cut = truncated_ip(value) if isinstance(value, str) else None
+        if cut is None:
+            self._remove(found, position, [hit], item, raw)
+        else:
+            _replace(hit, cut)
+        if changes is not None:
+            what = "truncated" if cut is not None else "removed (not an IP address)"
+            self._note(changes, self.steps[position], [hit], what)
+
+    def _pseudonymize(self, hit: Hit, replaced: dict[Any, str]) -> Hit | None:
+        """Put the pseudonym in place of the id found (an entity's own id); where, if done."""
+        value = hit.container[hit.name]  # type: ignore[index]  # a list's name is an int
+        if isinstance(value, dict):  # an entity: its id stands for it
+            name = "id" if "id" in value else "@id"
+            hit = Hit(value, name, (*hit.location, name))
+            value = value.get(name)
+        if type(value) is not str and (type(value) is not int or isinstance(value, bool)):
+            return None
+        if value == "":
+            return None
+        assert self.pseudonymizer is not None  # load_rules refuses pseudonyms without a secret
+        text = value if type(value) is str else str(value)
+        pseudonym = self.pseudonymizer.pseudonym(text)
+        if pseudonym == value:  # already one
+            return None
+        replaced[value] = pseudonym
+        replaced[text] = pseudonym
+        _replace(hit, pseudonym)
+        return hit
+
+    def _remove(
+        self, found: Found, position: int, gone: list[Hit], item: dict[str, Any], raw: str
+    ) -> None:
+        """Remove what step ``position`` found, keeping the later steps' hits true."""
+        affected = self.plan.affected_by(position)
+        later = [
+            other for other in found if other > position and (affected is None or other in affected)
+        ]
+        if not later:
+            _remove(gone)
+            return
+        removed = Removed(gone)
+        _remove(gone)
+        for other in later:
+            # Removing a list element moves the later ones: those steps look again.
+            found[other] = (
+                self.plan.find(other, item, raw)
+                if removed.is_shifting
+                else removed.outside(found[other])
+            )
 
     @staticmethod
     def _appears_elsewhere(raw: str, replaced: Mapping[Any, str], replaced_count: int) -> bool:
@@ -266,13 +304,8 @@ class KeyRules:
         return seen > replaced_count
 
     @staticmethod
-    def _note(
-        changes: list[Change] | None, step: _Step, nodes: Iterable[JSONPathNode], what: str
-    ) -> None:
-        if changes is not None:
-            changes.extend(
-                Change(step.rule, what, _json_path(tuple(node.location))) for node in nodes
-            )
+    def _note(changes: list[Change], step: _Step, hits: Iterable[Hit], what: str) -> None:
+        changes.extend(Change(step.rule, what, _json_path(hit.location)) for hit in hits)
 
     @property
     def transforms(self) -> bool:
@@ -330,16 +363,6 @@ class RuleBook:
         return self._per_key[memo]
 
 
-def _member_marks(query: JSONPathQuery) -> tuple[str, ...]:
-    """The quoted member names every match of ``query`` passes through."""
-    marks = []
-    for segment in query.segments:
-        selectors = segment.selectors
-        if len(selectors) == 1 and type(selectors[0]).__name__ == "NameSelector":
-            marks.append(orjson.dumps(selectors[0].name).decode())  # type: ignore[attr-defined]
-    return tuple(marks)
-
-
 class _Reader:
     """Reads a parsed rules file into rules, collecting every problem with its line."""
 
@@ -379,14 +402,14 @@ class _Reader:
         compiled = []
         for text in texts or ():
             try:
-                query = jsonpath_rfc9535.compile(text)
+                path = RulePath.compile(text)
             except jsonpath_rfc9535.JSONPathError as error:
                 self.problem(number, action, f"{text!r} is not an RFC 9535 JSONPath: {error}")
                 continue
-            if not query.segments:
+            if not path.query.segments:
                 self.problem(number, action, f"{text!r} names the whole event; name a field")
                 continue
-            compiled.append(RulePath(text, query, _member_marks(query)))
+            compiled.append(path)
         return tuple(compiled)
 
     def drop(self, number: int, value: Any) -> Mapping[str, frozenset[str]] | None:
