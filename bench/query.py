@@ -132,6 +132,7 @@ def _rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
             # Compressed by fill() with the store's codec.
             "raw_zstd": None,
             "raw_dictionary": None,
+            "rule_set_id": None,
         }
         yield tuple(row[name] for name in EVENT_COLUMNS)
 

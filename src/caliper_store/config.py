@@ -260,7 +260,13 @@ class Settings:
     )
     purge_batch_events: int = _setting(
         2_000,
-        "Rows one purge or erase transaction removes: each holds the write lock this briefly.",
+        "Most rows one purge or erase transaction removes: each holds the write lock briefly.",
+    )
+    purge_batch_ms: int = _setting(
+        50,
+        "A purge or erase sizes each transaction from the last one's pace to hold the write "
+        "lock about this long (at most `purge_batch_events` rows), so ingest waits at most "
+        "about this long at a time; 0: always `purge_batch_events` rows.",
     )
 
     session_secret: str = _setting(
@@ -403,6 +409,7 @@ def _validate(settings: Settings) -> None:
         "retention_quarantine_days",
         "retention_receipts_days",
         "purge_every_hours",
+        "purge_batch_ms",
     ):
         if getattr(settings, name) < 0:
             raise ConfigurationError(f"setting {name!r} cannot be negative (0: off)", field=name)

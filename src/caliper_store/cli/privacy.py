@@ -207,6 +207,7 @@ def purge_command(ctx: click.Context, yes: bool, as_json: bool, database: str | 
                 policy,
                 now,
                 batch_events=settings.purge_batch_events,
+                batch_ms=settings.purge_batch_ms,
                 actor=operator(),
                 on_events=on_events,
             )
@@ -291,6 +292,7 @@ def person_erase(
             pseudonymizer=privacy.pseudonymizer,
             is_dry_run=not yes,
             batch_events=settings.purge_batch_events,
+            batch_ms=settings.purge_batch_ms,
             actor=operator(),
             at=now_text(),
         )

@@ -203,6 +203,7 @@ def erase_person(
     pseudonymizer: Pseudonymizer | None,
     is_dry_run: bool,
     batch_events: int,
+    batch_ms: int = 0,
     actor: str,
     at: str,
     on_batch: Callable[[int], None] | None = None,
@@ -218,7 +219,7 @@ def erase_person(
             digest,
         )
     removed = store.remove_events(
-        sorted(traces.event_seqs), batch_events=batch_events, on_batch=on_batch
+        sorted(traces.event_seqs), batch_events=batch_events, batch_ms=batch_ms, on_batch=on_batch
     )
     quarantined = store.delete_rows("quarantine", sorted(traces.quarantine_ids), batch_events)
     entities = store.delete_rows("entities", sorted(traces.entity_seqs), batch_events)

@@ -93,6 +93,7 @@ def purge(
     now: datetime,
     *,
     batch_events: int,
+    batch_ms: int = 0,
     actor: str,
     on_events: Callable[[int], None] | None = None,
 ) -> PurgeResult:
@@ -103,7 +104,9 @@ def purge(
         while seqs := store.expired_event_seqs(
             cutoffs.events, batch_events * SEQS_PER_ROUND_BATCHES
         ):
-            totals = store.remove_events(seqs, batch_events=batch_events, on_batch=on_events)
+            totals = store.remove_events(
+                seqs, batch_events=batch_events, batch_ms=batch_ms, on_batch=on_events
+            )
             result.events += totals.events
             for key_id, count in totals.by_key.items():
                 result.events_by_key[key_id] = result.events_by_key.get(key_id, 0) + count
@@ -148,6 +151,7 @@ async def purge_on_schedule(
                 policy,
                 now(),
                 batch_events=settings.purge_batch_events,
+                batch_ms=settings.purge_batch_ms,
                 actor="server",
             )
             logger.info(

@@ -118,7 +118,11 @@ class WriteTransaction(DictionaryTransaction, Protocol):
         """
 
     # A removal (purge, erase) runs in write transactions too: storage/removal.py.
-    locks_rows: bool
+    def exclude_rollup_writers(self) -> None:
+        """Keep every other transaction out of the rollups until this one ends.
+
+        A removal then changes rollup rows that no writer holds, in any order.
+        """
 
     def remove_events(self, seqs: Sequence[int]) -> list[RemovedEvent]:
         """Delete these events and their ids; return what each deleted row held."""
@@ -266,11 +270,19 @@ class Store(ABC):
         seqs: Sequence[int],
         *,
         batch_events: int,
+        batch_ms: int = 0,
         on_batch: Callable[[int], None] | None = None,
     ) -> RemovalTotals:
-        """Delete these events, their ids and what the rollups counted of them, in batches."""
+        """Delete these events, their ids and what the rollups counted of them, in batches.
+
+        At most ``batch_events`` each, paced to ``batch_ms`` (``remove_in_batches``).
+        """
         totals = remove_in_batches(
-            self.write_transaction, seqs, batch_events=batch_events, on_batch=on_batch
+            self.write_transaction,
+            seqs,
+            batch_events=batch_events,
+            batch_ms=batch_ms,
+            on_batch=on_batch,
         )
         if totals.names_lost:
             self.rename_groups(totals.names_lost)
@@ -298,6 +310,7 @@ class Store(ABC):
                         found = (name, str(event_time))
                         break
             with self.write_transaction() as transaction:
+                transaction.exclude_rollup_writers()  # its rows, in an order writers may not take
                 transaction.rows(
                     "UPDATE rollup_groups SET name = ?, name_event_time = ? "
                     "WHERE group_key = ? AND name_event_time = ?",

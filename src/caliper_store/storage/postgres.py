@@ -126,6 +126,10 @@ _SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("%s")
 
 
 _NAME_UPSERT = name_upsert_sql("%s")
+# The advisory lock that rollup writers share and a removal takes alone. Writers' upserts
+# run in one statement whose row order PostgreSQL picks, so a removal that took row locks
+# one by one could deadlock with them (seen: a purge under ingest load).
+ROLLUP_LOCK = 0x63616C5F726F6C6C  # "cal_roll"
 
 
 class _PostgresWriteTransaction:
@@ -216,6 +220,8 @@ class _PostgresWriteTransaction:
     def add_rollups(self, stored: Sequence[StoredEvent], *, shard: int) -> None:
         # Counted by PostgreSQL from a staging copy of the stored events; only the names, which
         # are no column, are upserted row by row (few: only producers that name their courses).
+        # Writers share the rollup lock; a removal holds it alone (exclude_rollup_writers).
+        self._cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (ROLLUP_LOCK,))
         with self._cursor.copy(POSTGRES_STAGING_COPY) as copy:
             for row in staged_rows(stored):
                 copy.write_row(row)
@@ -251,7 +257,8 @@ class _PostgresWriteTransaction:
         )
 
     # What a removal (purge, erase) needs: storage/removal.py.
-    locks_rows = True
+    def exclude_rollup_writers(self) -> None:
+        self._cursor.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK,))
 
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cursor.execute(sql.replace("?", "%s"), list(parameters))

@@ -8,12 +8,14 @@ rollups never count an event that is gone, whatever crashes when. A batch is sma
 Counts are subtracted (they add up across writers' shards, so concurrent PostgreSQL writers
 adding to the same course stay exact). A first or last eventTime cannot be subtracted: when the
 removed events held one, it is read again from the remaining events through the course's (and
-person's) time index. A row whose count reaches zero is deleted. Rows are locked in key order,
-as writers lock them.
+person's) time index. A row whose count reaches zero is deleted. While a batch changes the
+rollups it keeps every writer out of them (``exclude_rollup_writers``; SQLite's write lock
+does that already), so its row changes never wait on a writer's, whatever their order.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -50,9 +52,12 @@ class RemovalTransaction(Protocol):
     def time_value(self, moment: str) -> Any:
         """A UTC text time as this backend binds it in a rollup column."""
 
-    @property
-    def locks_rows(self) -> bool:
-        """Whether rows must be locked before they are read to be changed (PostgreSQL)."""
+    def exclude_rollup_writers(self) -> None:
+        """Keep writers out of the rollups until the transaction ends."""
+
+
+# The size of a paced removal's first batch, before its pace is known.
+FIRST_PACED_BATCH = 100
 
 
 @dataclass
@@ -109,7 +114,7 @@ def subtract_rollups(
             actors.setdefault((event.group_key, event.actor_key), _Tally()).add(event.event_time)
         source = (event.group_key, event.api_key_id, event.sensor or "")
         sources[source] = sources.get(source, 0) + 1
-    lock = " FOR UPDATE" if transaction.locks_rows else ""
+    transaction.exclude_rollup_writers()
     names_lost: dict[str, Any] = {}
     for group_key in sorted(groups):
         named_at = transaction.rows(
@@ -126,11 +131,10 @@ def subtract_rollups(
             ("group_key",),
             (group_key,),
             groups[group_key],
-            lock,
             bounds_where="group_key = ?",
         )
     for pair in sorted(actors):
-        _subtract_actor(transaction, pair, actors[pair], lock)
+        _subtract_actor(transaction, pair, actors[pair])
     for source in sorted(sources):
         _subtract_sharded(
             transaction,
@@ -138,11 +142,10 @@ def subtract_rollups(
             ("group_key", "api_key_id", "sensor"),
             source,
             _Tally(sources[source]),
-            lock,
         )
     for key in sorted(days):
         _subtract_sharded(
-            transaction, "rollup_daily_keys", ("day", "api_key_id"), key, _Tally(days[key]), lock
+            transaction, "rollup_daily_keys", ("day", "api_key_id"), key, _Tally(days[key])
         )
     return names_lost
 
@@ -153,7 +156,6 @@ def _subtract_sharded(
     key_columns: Sequence[str],
     key: Sequence[Any],
     tally: _Tally,
-    lock: str,
     *,
     bounds_where: str | None = None,
 ) -> None:
@@ -161,7 +163,7 @@ def _subtract_sharded(
     where = " AND ".join(f"{column} = ?" for column in key_columns)
     times = ", first_event_time, last_event_time" if bounds_where else ""
     held = transaction.rows(
-        f"SELECT shard, events{times} FROM {table} WHERE {where} ORDER BY shard{lock}", key
+        f"SELECT shard, events{times} FROM {table} WHERE {where} ORDER BY shard", key
     )
     if not held:
         return
@@ -192,13 +194,10 @@ def _subtract_sharded(
     )
 
 
-def _subtract_actor(
-    transaction: RemovalTransaction, key: tuple[int, int], tally: _Tally, lock: str
-) -> None:
+def _subtract_actor(transaction: RemovalTransaction, key: tuple[int, int], tally: _Tally) -> None:
     where = "group_key = ? AND actor_key = ?"
     held = transaction.rows(
-        f"SELECT events, first_event_time, last_event_time FROM rollup_group_actors "
-        f"WHERE {where}{lock}",
+        f"SELECT events, first_event_time, last_event_time FROM rollup_group_actors WHERE {where}",
         key,
     )
     if not held:
@@ -233,21 +232,33 @@ def remove_in_batches(
     seqs: Sequence[int],
     *,
     batch_events: int,
+    batch_ms: int = 0,
     on_batch: Callable[[int], None] | None = None,
 ) -> RemovalTotals:
-    """Remove the events ``seqs``, ``batch_events`` per transaction; what was removed.
+    """Remove the events ``seqs`` in transactions of at most ``batch_events``; what was removed.
 
     ``write_transaction`` is the store's: each batch commits on its own, so a crash leaves the
-    events of the batches committed removed and every other one whole, rollups included.
+    events of the batches committed removed and every other one whole, rollups included. With
+    ``batch_ms``, each batch is sized from the last one's pace to hold the write lock about
+    that long: a purge's oldest events lie together and go by thousands, while a person's
+    events lie scattered through the store and cost a page write of every index each.
     """
     totals = RemovalTotals()
     ordered = sorted(set(seqs))
-    for start in range(0, len(ordered), batch_events):
-        chunk = ordered[start : start + batch_events]
+    size = min(batch_events, FIRST_PACED_BATCH) if batch_ms else batch_events
+    start = 0
+    while start < len(ordered):
+        chunk = ordered[start : start + size]
+        start += len(chunk)
         with write_transaction() as transaction:
+            began = time.perf_counter()  # once the write lock is held: only the batch's own time
             removed = transaction.remove_events(chunk)
             totals.names_lost.update(subtract_rollups(transaction, removed))
+        took_ms = (time.perf_counter() - began) * 1000
         totals.add(removed)
+        if batch_ms:
+            paced = int(len(chunk) * batch_ms / max(took_ms, 0.1))
+            size = max(1, min(batch_events, 2 * len(chunk), paced))
         if on_batch is not None:
             on_batch(len(chunk))
     return totals

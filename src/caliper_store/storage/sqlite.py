@@ -467,7 +467,8 @@ class _SqliteWriteTransaction:
         _insert_rows(self._connection, (AUDIT_INSERT_COLUMNS, ""), replay_audit_rows(rows))
 
     # What a removal (purge, erase) needs: storage/removal.py.
-    locks_rows = False
+    def exclude_rollup_writers(self) -> None:
+        pass  # BEGIN IMMEDIATE already holds the whole database
 
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._connection.execute(sql, list(parameters)).fetchall()
