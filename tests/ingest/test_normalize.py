@@ -127,6 +127,28 @@ def test_blackboard_context_array_plain_uuid_and_iri_action_are_stored_as_extens
 
 
 @pytest.mark.parametrize(
+    ("extensions", "external_id"),
+    [
+        ({"bb:user.id": "_4072_1", "bb:user.externalId": "s1146964"}, "s1146964"),
+        (
+            {"com.instructure.canvas": {"user_login": "a@b.edu", "user_sis_id": "456-T45"}},
+            "456-T45",
+        ),
+        ({"com.instructure.canvas": {"sis_id": "S-9"}}, "S-9"),
+    ],
+)
+def test_the_external_id_is_read_from_the_actor_where_learn_and_canvas_put_it(
+    extensions: dict[str, Any], external_id: str
+) -> None:
+    item = canvas_event()
+    del item["extensions"]
+    item["actor"]["extensions"] = extensions
+    row = normalize_item(item, 0, V1P1)
+    assert isinstance(row, EventRow)
+    assert row.actor_external_id == external_id
+
+
+@pytest.mark.parametrize(
     ("change", "code"),
     [
         ({"actor": None}, "missing_actor"),

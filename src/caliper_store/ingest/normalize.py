@@ -148,11 +148,16 @@ def _actor_external_id(item: dict[str, Any], actor: Any) -> str | None:
     if isinstance(actor, dict):
         actor_extensions = actor.get("extensions")
         if isinstance(actor_extensions, dict):
+            # Learn and Canvas attach them to the actor too (Canvas's live events always).
+            learn = actor_extensions.get(BLACKBOARD_EXTERNAL_ID)
+            if isinstance(learn, str | int) and learn != "":
+                return str(learn)
             canvas = actor_extensions.get(CANVAS_EXTENSION)
             if isinstance(canvas, dict):
-                sis_id = canvas.get("sis_id")
-                if isinstance(sis_id, str | int) and sis_id != "":
-                    return str(sis_id)
+                for name in ("sis_id", "user_sis_id"):
+                    sis_id = canvas.get(name)
+                    if isinstance(sis_id, str | int) and sis_id != "":
+                        return str(sis_id)
         sourced_id = actor.get("sourcedId")
         if isinstance(sourced_id, str) and sourced_id:
             return sourced_id

@@ -8,22 +8,14 @@ from starlette.responses import Response
 
 from caliper_store.errors import InvalidQuery
 from caliper_store.privacy import PersonTraces, erase_person, export_lines, find_person
-from caliper_store.storage import AUDIT_ACTIONS, ApiKey, key_actor
-from caliper_store.web.auth import require_scope
-from caliper_store.web.context import AppContext, context_of, utc_now_text
+from caliper_store.storage import AUDIT_ACTIONS, key_actor
+from caliper_store.web.context import AppContext, admin_of, utc_now_text
 from caliper_store.web.ingest import RECEIPT_FLAGS as YES_NO_FLAGS
 from caliper_store.web.responses import json_response
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 DEFAULT_AUDIT_ENTRIES = 50
 MAX_AUDIT_ENTRIES = 1_000
-
-
-async def _admin(request: Request) -> tuple[AppContext, ApiKey]:
-    context = context_of(request)
-    key = await context.authenticator.authenticate(request, is_cached=False)
-    require_scope(key, "admin")
-    return context, key
 
 
 def _person_id(request: Request, context: AppContext) -> str:
@@ -59,7 +51,7 @@ def _traces(context: AppContext, person_id: str) -> PersonTraces:
 
 async def export_person(request: Request) -> Response:
     """Every event, quarantined item and entity that names the person, as NDJSON."""
-    context, _ = await _admin(request)
+    context, _ = await admin_of(request)
     person_id = _person_id(request, context)
 
     def build() -> tuple[PersonTraces, bytes]:
@@ -73,7 +65,7 @@ async def export_person(request: Request) -> Response:
 
 async def erase_person_route(request: Request) -> Response:
     """Erase everything that names the person; only counts unless ``dryRun=false``."""
-    context, key = await _admin(request)
+    context, key = await admin_of(request)
     person_id = _person_id(request, context)
     is_dry_run = _flag(request, "dryRun", default=True)
 
@@ -85,6 +77,7 @@ async def erase_person_route(request: Request) -> Response:
             pseudonymizer=context.privacy.pseudonymizer,
             is_dry_run=is_dry_run,
             batch_events=context.settings.purge_batch_events,
+            batch_ms=context.settings.purge_batch_ms,
             actor=key_actor(key.id, key.label),
             at=utc_now_text(),
         )
@@ -95,7 +88,7 @@ async def erase_person_route(request: Request) -> Response:
 
 async def list_audit(request: Request) -> Response:
     """The audit log, newest first; ``before`` pages back, ``action`` filters."""
-    context, _ = await _admin(request)
+    context, _ = await admin_of(request)
     limit = _int(request, "limit", default=DEFAULT_AUDIT_ENTRIES, low=1, high=MAX_AUDIT_ENTRIES)
     before = _int(request, "before", default=None, low=1, high=2**63 - 1)
     action = request.query_params.get("action")

@@ -20,8 +20,8 @@ from caliper_store.query import (
 )
 from caliper_store.query.filters import group_params
 from caliper_store.storage import ApiKey, key_actor
-from caliper_store.web.auth import require_read, require_scope
-from caliper_store.web.context import AppContext, context_of, utc_now_text
+from caliper_store.web.auth import require_read
+from caliper_store.web.context import admin_of, context_of, utc_now_text
 from caliper_store.web.ingest import read_body
 from caliper_store.web.responses import json_response
 
@@ -37,13 +37,6 @@ def _actor(key: ApiKey) -> str:
 def _item_id(request: Request) -> int:
     """The item id of the path; the route takes any text, the id column 64 bits of digits."""
     return parse_item_id(request.path_params["item_id"])
-
-
-async def _admin(request: Request) -> tuple[AppContext, ApiKey]:
-    context = context_of(request)
-    key = await context.authenticator.authenticate(request, is_cached=False)
-    require_scope(key, "admin")
-    return context, key
 
 
 async def list_items(request: Request) -> Response:
@@ -68,7 +61,7 @@ async def show(request: Request) -> Response:
 
 async def replay(request: Request) -> Response:
     """Run today's ingest rules on the item; store it as an event if it passes now."""
-    context, key = await _admin(request)
+    context, key = await admin_of(request)
     item_id = _item_id(request)
     prepared = await run_in_threadpool(
         prepare_replay,
@@ -108,7 +101,7 @@ async def _note(request: Request) -> str | None:
 
 async def discard(request: Request) -> Response:
     """Give up on a held item for good; the audit trail records who, when and why."""
-    context, key = await _admin(request)
+    context, key = await admin_of(request)
     item_id = _item_id(request)
     note = await _note(request)
     discarded = await run_in_threadpool(
