@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -85,6 +85,39 @@ def run_ingest(
     return report
 
 
+def alternating_round(
+    runs: Mapping[str, tuple[Path, Sequence[str]]],
+    scenario: str,
+    number: int,
+    work: Path,
+    duration_s: float,
+    postgres_admin_url: str | None,
+) -> dict[str, float]:
+    """Round ``number`` of alternating runs: one of each (tree, serve options) on a new database,
+    in turn, the order reversed every other round; events/s by name, each printed beside the
+    bare ceiling of its run."""
+    order = list(runs) if number % 2 == 0 else list(reversed(list(runs)))
+    width = max(len(name) for name in runs)
+    rates: dict[str, float] = {}
+    for name in order:
+        run_name = f"{scenario}-{name.replace(' ', '-')}-{number}"
+        database = (
+            f"sqlite:///{work / run_name}.db"
+            if postgres_admin_url is None
+            else new_database(postgres_admin_url, run_name)
+        )
+        tree, options = runs[name]
+        rate, ceiling, p99 = figures(
+            run_ingest(tree, scenario, database, work / "results", duration_s, options)
+        )
+        rates[name] = rate
+        print(
+            f"  round {number + 1} {name:<{width}} {rate:9,.0f} "
+            f"({rate / ceiling:.3f} of {ceiling:,.0f})  p99 {p99:7.1f} ms"
+        )
+    return rates
+
+
 def new_database(admin_url: str, run_name: str) -> str:
     """A new, empty PostgreSQL database for one run; its URL."""
     import psycopg
@@ -134,27 +167,14 @@ def main() -> int:
             ratios = []
             print(f"\n{scenario}: events/s (fraction of bare SQLite in the same run), p99")
             for round_number in range(args.rounds):
-                order = ["baseline", "this tree"]
-                if round_number % 2:
-                    order.reverse()
-                rates: dict[str, float] = {}
-                for name in order:
-                    run_name = f"{scenario}-{name.replace(' ', '-')}-{round_number}"
-                    database = (
-                        f"sqlite:///{work / run_name}.db"
-                        if args.postgres_admin_url is None
-                        else new_database(args.postgres_admin_url, run_name)
-                    )
-                    rate, ceiling, p99 = figures(
-                        run_ingest(
-                            trees[name], scenario, database, work / "results", args.duration_s
-                        )
-                    )
-                    rates[name] = rate
-                    print(
-                        f"  round {round_number + 1} {name:<9} {rate:9,.0f} "
-                        f"({rate / ceiling:.3f} of {ceiling:,.0f})  p99 {p99:7.1f} ms"
-                    )
+                rates = alternating_round(
+                    {name: (tree, ()) for name, tree in trees.items()},
+                    scenario,
+                    round_number,
+                    work,
+                    args.duration_s,
+                    args.postgres_admin_url,
+                )
                 ratios.append(rates["this tree"] / rates["baseline"])
                 print(f"  round {round_number + 1} this tree / baseline: {ratios[-1]:.3f}")
             print(

@@ -22,13 +22,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
-from bench.limits import REPO, figures, new_database, run_ingest
+from bench.limits import REPO, alternating_round
 from caliper_store.config import Settings
 from caliper_store.ingest import IngestLimits, prepare_request
 from caliper_store.privacy import (
@@ -101,30 +102,15 @@ def _through_server(
     rules_file.write_text(recommended_rules(), encoding="utf-8")
     key_file = work / "pseudonym.key"
     key_file.write_text("bench secret, 32 bytes long.....", encoding="utf-8")
-    runs = {
-        "without": [],
-        "with rules": ["--rules-file", str(rules_file), "--pseudonym-key-file", str(key_file)],
+    with_rules = ["--rules-file", str(rules_file), "--pseudonym-key-file", str(key_file)]
+    runs: dict[str, tuple[Path, Sequence[str]]] = {
+        "without": (REPO, ()),
+        "with rules": (REPO, with_rules),
     }
     ratios = []
     print(f"{shape} through the server: events/s (fraction of the bare ceiling of the run), p99")
     for number in range(rounds):
-        order = list(runs) if number % 2 == 0 else list(reversed(runs))
-        rates: dict[str, float] = {}
-        for name in order:
-            run_name = f"{shape}-{name.replace(' ', '-')}-{number}"
-            database = (
-                f"sqlite:///{work / run_name}.db"
-                if postgres_admin_url is None
-                else new_database(postgres_admin_url, run_name)
-            )
-            rate, ceiling, p99 = figures(
-                run_ingest(REPO, shape, database, work / "results", duration_s, runs[name])
-            )
-            rates[name] = rate
-            print(
-                f"  round {number + 1} {name:<10} {rate:9,.0f} "
-                f"({rate / ceiling:.3f} of {ceiling:,.0f})  p99 {p99:7.1f} ms"
-            )
+        rates = alternating_round(runs, shape, number, work, duration_s, postgres_admin_url)
         ratios.append(rates["with rules"] / rates["without"])
         print(f"  round {number + 1} with / without: {ratios[-1]:.3f}")
     print(

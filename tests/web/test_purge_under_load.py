@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
@@ -36,7 +37,7 @@ def _stored_ids(store: Store) -> set[str]:
 
 
 def test_a_purge_under_ingest_load_loses_no_acknowledged_event(
-    tmp_path: object, database_url: str, store: Store
+    tmp_path: Path, database_url: str, store: Store
 ) -> None:
     key, api_key = store.keys.create(label="Canvas", now="2024-01-01T00:00:00.000000Z")
     old_ids = set()
@@ -44,7 +45,7 @@ def test_a_purge_under_ingest_load_loses_no_acknowledged_event(
         batch = _events("2020-02-03T04:05:06.000Z", 100, user=start // 100)
         old_ids |= {str(event["id"]) for event in batch}
         ingest(store, api_key, orjson.dumps(envelope(batch)), "2020-02-03T04:05:07.000000Z")
-    server = start_server(tmp_path, database_url)  # type: ignore[arg-type]
+    server = start_server(tmp_path, database_url)
     acknowledged: set[str] = set()
     failures: list[str] = []
     committed = threading.Semaphore(0)  # one release per acknowledged request
