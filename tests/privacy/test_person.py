@@ -18,8 +18,10 @@ from caliper_store.privacy import (
     parse_rules,
 )
 from caliper_store.reports import run_report, verify_rollups
-from caliper_store.storage import Store, utc_text
+from caliper_store.storage import Store, open_store, utc_text
+from caliper_store.storage.migrate import downgrade
 from tests.fixtures.events import ingest
+from tests.fixtures.server import run_cli
 from tests.reports.course_data import (
     CANVAS_SENSOR,
     COURSE_A,
@@ -190,3 +192,68 @@ def test_a_removed_newest_event_never_gives_its_seq_to_the_next_one(store: Store
         seqs = sorted(int(str(row[0])) for row in snapshot.events([], ("seq",)))
     assert newest not in seqs
     assert seqs[-1] > newest
+
+
+def _logins(store: Store) -> set[tuple[str, str]]:
+    with store.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT login, actor_id FROM actor_logins").all()
+    return {(str(login), str(actor_id)) for login, actor_id in rows}
+
+
+def _send_with_login(store: Store, login: str, *, label: str, time: str) -> None:
+    event = canvas_event(time, label=label)
+    event["actor"]["extensions"] = {"com.instructure.canvas": {"user_login": login}}
+    key = next(key for key in store.keys.list() if key.label == "Canvas")
+    ingest(store, key, _body(CANVAS_SENSOR, [event]), NOW)
+
+
+def test_a_login_alone_finds_the_person_and_erase_forgets_it(store: Store) -> None:
+    fill_course(store)
+    _send_with_login(store, "s2@example.edu", label="login-1", time="2024-03-05T09:00:00.000Z")
+    _send_with_login(store, "s2@example.edu", label="login-2", time="2024-03-05T11:00:00.000Z")
+    assert _logins(store) == {("s2@example.edu", S2)}
+    by_login = _find(store, "s2@example.edu")
+    assert by_login.logins == {"s2@example.edu"}
+    assert S2 in by_login.actor_ids
+    assert "SIS2" in by_login.external_ids
+    assert by_login.event_seqs == _find(store, S2).event_seqs  # every event of hers, not 2
+    assert by_login.as_json()["logins"] == ["s2@example.edu"]
+    result = erase_person(
+        store, by_login, pseudonymizer=None, is_dry_run=False, batch_events=5, actor="t", at=NOW
+    )
+    assert result.login_pairs == 1
+    assert _logins(store) == set()
+    assert _find(store, "s2@example.edu").event_seqs == set()
+
+
+def test_the_login_of_a_pseudonymized_store_is_kept_as_its_pseudonym(store: Store) -> None:
+    secret = Pseudonymizer(b"a test secret of enough bytes")
+    text = '[[rule]]\npseudonymize = ["$.actor.id", "$..user_login"]\n'
+    fill_course(store, RuleBook(parse_rules(text), "rules.toml", text, secret))
+    key = next(key for key in store.keys.list() if key.label == "Canvas")
+    event = canvas_event("2024-03-05T09:00:00.000Z", label="login-p")
+    event["actor"]["extensions"] = {"com.instructure.canvas": {"user_login": "s2@example.edu"}}
+    rules = RuleBook(parse_rules(text), "rules.toml", text, secret)
+    ingest(store, key, _body(CANVAS_SENSOR, [event]), NOW, rules=rules)
+    assert _logins(store) == {(secret.pseudonym("s2@example.edu"), secret.pseudonym(S2))}
+    assert secret.pseudonym(S2) in _find(store, "s2@example.edu", secret).actor_ids
+
+
+def test_an_upgraded_store_keeps_the_logins_of_its_events(database_url: str) -> None:
+    store = open_store(Settings(database_url=database_url))
+    store.migrate()
+    fill_course(store)
+    _send_with_login(store, "s2@example.edu", label="login-u", time="2024-03-05T09:00:00.000Z")
+    with store.engine.connect() as connection:
+        downgrade(connection, "0008")
+        connection.commit()
+    store.close()
+    upgraded = run_cli("migrate", "--database", database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "kept 1 logins" in upgraded.stdout
+    store = open_store(Settings(database_url=database_url))
+    try:
+        assert _logins(store) == {("s2@example.edu", S2)}
+        assert S2 in _find(store, "s2@example.edu").actor_ids
+    finally:
+        store.close()

@@ -108,3 +108,21 @@ def test_a_month_past_retention_is_dropped_and_written_again_later(
         assert len(_events(store)) == 1
     finally:
         other.close()
+
+
+def test_a_purge_forgets_the_logins_no_kept_event_carries(store: Store) -> None:
+    fill_course(store)
+    key = next(key for key in store.keys.list() if key.label == "Canvas")
+    for label, time, login in (
+        ("old", "2024-03-04T09:00:00.000Z", "old@example.edu"),
+        ("new", "2024-03-05T09:00:00.000Z", "new@example.edu"),
+    ):
+        event = canvas_event(time, label=label)
+        event["actor"]["extensions"] = {"com.instructure.canvas": {"user_login": login}}
+        ingest(store, key, _body(CANVAS_SENSOR, [event]), "2024-03-05T10:00:00.000000Z")
+    policy = RetentionPolicy(events_days=2, quarantine_days=0, receipts_days=0)
+    result = purge(store, policy, NOW, batch_events=3, actor="test")
+    assert result.login_pairs == 1
+    with store.engine.connect() as connection:
+        kept = connection.exec_driver_sql("SELECT login FROM actor_logins").all()
+    assert [row[0] for row in kept] == ["new@example.edu"]

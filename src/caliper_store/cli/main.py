@@ -143,6 +143,8 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
         click.echo(f"schema: {revision or 'empty'} -> {head} ({after.value})")
         if revision is not None and revision < FIRST_ROLLUP_REVISION:
             _name_courses(store)
+        if revision is not None and revision < FIRST_LOGINS_REVISION:
+            _keep_logins(store)
         plan = plan_conversion(store)
         if plan.plain_events == 0:
             return
@@ -169,6 +171,8 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
 
 # The revision that added the report rollups: a store migrated past it gets its courses named.
 FIRST_ROLLUP_REVISION = "0007"
+# The revision that added actor_logins: a store migrated past it gets the logins of its events.
+FIRST_LOGINS_REVISION = "0009"
 
 
 def _name_courses(store: Store) -> None:
@@ -182,6 +186,19 @@ def _name_courses(store: Store) -> None:
     ) as progress:
         named = fill_group_names(store, progress.update)
     click.echo(f"named {named} courses in {time.monotonic() - started:.1f} s")
+
+
+def _keep_logins(store: Store) -> None:
+    """Keep the logins of the events stored before revision 0009 (they need the raw JSON)."""
+    started = time.monotonic()
+    with click.progressbar(
+        length=store.events.count([]),
+        label="keeping the logins of stored events",
+        show_eta=True,
+        file=sys.stderr,
+    ) as progress:
+        kept = store.fill_actor_logins(progress.update)
+    click.echo(f"kept {kept} logins in {time.monotonic() - started:.1f} s")
 
 
 @main.command()

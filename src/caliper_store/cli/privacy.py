@@ -215,8 +215,8 @@ def purge_command(ctx: click.Context, yes: bool, as_json: bool, database: str | 
         echo_json(result.as_json())
         return
     click.echo(
-        f"removed {result.events:,} events, {result.quarantine:,} quarantined items and "
-        f"{result.receipts:,} receipts"
+        f"removed {result.events:,} events, {result.quarantine:,} quarantined items, "
+        f"{result.receipts:,} receipts and {result.login_pairs:,} logins no longer seen"
         + (f"; dropped {', '.join(result.partitions_dropped)}" if result.partitions_dropped else "")
     )
 
@@ -230,7 +230,8 @@ def _found(traces: PersonTraces) -> None:
     """Say which ids were used and what was found (on stderr: stdout may be JSON)."""
     click.echo(
         f"found by {', '.join(sorted(traces.ids))}: {len(traces.event_seqs)} events, "
-        f"{len(traces.quarantine_ids)} quarantined items, {len(traces.entity_seqs)} entities",
+        f"{len(traces.quarantine_ids)} quarantined items, {len(traces.entity_seqs)} entities, "
+        f"{len(traces.logins)} logins",
         err=True,
     )
 
@@ -300,9 +301,9 @@ def person_erase(
         echo_json({**found, **result.as_json()})
     elif yes:
         click.echo(
-            f"erased {result.events} events, {result.quarantined} quarantined items and "
-            f"{result.entities} entities; audit names the person as hmac-sha256:"
-            f"{result.person_hmac[:16]}…"
+            f"erased {result.events} events, {result.quarantined} quarantined items, "
+            f"{result.entities} entities and {result.login_pairs} logins; audit names the "
+            f"person as hmac-sha256:{result.person_hmac[:16]}…"
         )
     else:
         click.echo("dry run: nothing was erased; add --yes to erase it")

@@ -24,6 +24,7 @@ from caliper_store.storage import (
     Item,
     QuarantineRow,
     Reason,
+    actor_login,
     content_hash,
     group_name,
 )
@@ -416,6 +417,7 @@ def _normalize_event(item: dict[str, Any], facts: _ItemFacts) -> Item:
         is_extension=is_extension,
         raw=raw,
         group_name=group_name(item.get("group")),
+        actor_login=actor_login(item),
         warnings=warnings,
     )
 

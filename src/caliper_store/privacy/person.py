@@ -1,9 +1,10 @@
 """A person's rights: find every trace of one person, export it, erase it.
 
-Given one id (an actor id, an external or SIS id, or a pseudonym; with a pseudonym secret set,
-the clear id is also looked for as its pseudonym), the person's ids are linked through the
-events: events with one of them as actor give the actor's external ids, and events with one of
-them as external id give actor ids, until no new id turns up.
+Given one id (an actor id, an external or SIS id, a login, or a pseudonym; with a pseudonym
+secret set, the clear id is also looked for as its pseudonym), the person's ids are linked
+through the events: events with one of them as actor give the actor's external ids, events with
+one of them as external id give actor ids, and the logins actors were seen with
+(``actor_logins``) link logins and actor ids both ways, until no new id turns up.
 
 Then every event that names the person: as actor, as object, by external id (all indexed),
 or anywhere else in the event (a member, an attempt's assignee, a grade's scored attempt): the
@@ -45,6 +46,7 @@ class PersonTraces:
     ids: set[str] = field(default_factory=set)
     actor_ids: set[str] = field(default_factory=set)
     external_ids: set[str] = field(default_factory=set)
+    logins: set[str] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
     event_seqs: set[int] = field(default_factory=set)
     quarantine_ids: set[int] = field(default_factory=set)
@@ -57,6 +59,7 @@ class PersonTraces:
             "idsUsed": sorted(self.ids),
             "actorIds": sorted(self.actor_ids),
             "externalIds": sorted(self.external_ids),
+            "logins": sorted(self.logins),
             "courses": len(self.groups),
             "events": len(self.event_seqs),
             "quarantined": len(self.quarantine_ids),
@@ -80,6 +83,10 @@ def _link(snapshot: Snapshot, traces: PersonTraces) -> None:
             return
         values = tuple(sorted(frontier))
         found: set[str] = set()
+        for login, login_actor in snapshot.login_pairs(values):
+            found |= {login, login_actor}
+            traces.logins.add(login)
+            traces.actor_ids.add(login_actor)
         for column in ("actor_id", "actor_external_id"):
             for seq, actor_id, external_id, group_id in snapshot.events(
                 [Condition(column, "in", values)], _ACTOR_COLUMNS
@@ -173,6 +180,8 @@ class ErasureResult:
     quarantined: int
     entities: int
     person_hmac: str
+    # The (login, actor) pairs kept for finding people by login.
+    login_pairs: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The counts, and the HMAC the audit row names the person by."""
@@ -181,6 +190,7 @@ class ErasureResult:
             "events": self.events,
             "quarantined": self.quarantined,
             "entities": self.entities,
+            "loginPairs": self.login_pairs,
             "personHmac": self.person_hmac,
         }
 
@@ -217,23 +227,26 @@ def erase_person(
             len(traces.quarantine_ids),
             len(traces.entity_seqs),
             digest,
+            len(traces.logins),
         )
     removed = store.remove_events(
         sorted(traces.event_seqs), batch_events=batch_events, batch_ms=batch_ms, on_batch=on_batch
     )
     quarantined = store.delete_rows("quarantine", sorted(traces.quarantine_ids), batch_events)
     entities = store.delete_rows("entities", sorted(traces.entity_seqs), batch_events)
-    result = ErasureResult(False, removed.events, quarantined, entities, digest)
+    logins = store.forget_logins(traces.logins, traces.actor_ids)
+    result = ErasureResult(False, removed.events, quarantined, entities, digest, logins)
     store.record_audit(
         at=at,
         actor=actor,
         action="erase",
         target=f"person hmac-sha256:{digest}",
-        rows=removed.events + quarantined + entities,
+        rows=removed.events + quarantined + entities + logins,
         detail={
             "events": removed.events,
             "quarantined": quarantined,
             "entities": entities,
+            "loginPairs": logins,
             "idsUsed": len(traces.ids),
             "eventsByKey": {str(key): count for key, count in sorted(removed.by_key.items())},
         },

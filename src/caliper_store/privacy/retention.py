@@ -67,6 +67,8 @@ class PurgeResult:
     events: int = 0
     quarantine: int = 0
     receipts: int = 0
+    # The (login, actor) pairs no event within retention carried.
+    login_pairs: int = 0
     events_by_key: dict[int, int] = field(default_factory=dict)
     partitions_dropped: list[str] = field(default_factory=list)
 
@@ -77,6 +79,7 @@ class PurgeResult:
             "events": self.events,
             "quarantine": self.quarantine,
             "receipts": self.receipts,
+            "loginPairs": self.login_pairs,
             "eventsByKey": {str(key): count for key, count in sorted(self.events_by_key.items())},
             "partitionsDropped": self.partitions_dropped,
         }
@@ -113,6 +116,7 @@ def purge(
             if totals.events == 0:  # another purge took them meanwhile
                 break
         result.partitions_dropped = store.drop_past_partitions(cutoffs.events)
+        result.login_pairs = store.forget_logins_before(cutoffs.events)
     if cutoffs.quarantine is not None:
         result.quarantine = store.delete_expired("quarantine", cutoffs.quarantine, batch_events)
     if cutoffs.receipts is not None:
@@ -121,7 +125,7 @@ def purge(
         at=utc_text(datetime.now(now.tzinfo)),
         actor=actor,
         action="purge",
-        rows=result.events + result.quarantine + result.receipts,
+        rows=result.events + result.quarantine + result.receipts + result.login_pairs,
         detail=result.as_json(),
     )
     return result

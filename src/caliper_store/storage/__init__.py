@@ -13,6 +13,7 @@ from caliper_store.storage.convert import (
 )
 from caliper_store.storage.dedup import content_hash
 from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
+from caliper_store.storage.logins import actor_login
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.open import open_store
 from caliper_store.storage.records import (
@@ -72,6 +73,7 @@ __all__ = [
     "Snapshot",
     "Store",
     "WriteRequest",
+    "actor_login",
     "commit_batch",
     "conflict_reason",
     "content_hash",

@@ -35,12 +35,14 @@ from caliper_store.storage.compression import (
     RawCodec,
 )
 from caliper_store.storage.keys import KeyRegistry
+from caliper_store.storage.logins import LOGIN_FIELD, actor_login
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.records import WriteRequest
 from caliper_store.storage.removal import RemovalTotals, RemovedEvent, remove_in_batches
 from caliper_store.storage.retention import Cutoffs, ExpiredCount
 from caliper_store.storage.rollups import StoredEvent, group_name
 from caliper_store.storage.schema import (
+    actor_logins,
     api_keys,
     entities,
     events,
@@ -59,6 +61,9 @@ from caliper_store.storage.search import (
 )
 from caliper_store.storage.snapshot import Snapshot, read_snapshot
 from caliper_store.storage.usage import RelationSize
+
+# Values bound in one statement of the login pairs: under SQLite's 999 variables.
+ROWS_PER_STATEMENT = 300
 
 
 class WriteTransaction(DictionaryTransaction, Protocol):
@@ -350,6 +355,57 @@ class Store(ABC):
                 chunk = ordered[start : start + batch_rows]
                 removed += connection.execute(delete(table).where(column.in_(chunk))).rowcount
         return removed
+
+    def forget_logins(self, logins: Collection[str], actor_ids: Collection[str]) -> int:
+        """Delete the login pairs of these logins or actors (an erase); how many went."""
+        removed = 0
+        for column, values in (
+            (actor_logins.c.actor_id, actor_ids),
+            (actor_logins.c.login, logins),
+        ):
+            ordered = sorted(values)
+            for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+                with self.engine.begin() as connection:
+                    chunk = ordered[start : start + ROWS_PER_STATEMENT]
+                    removed += connection.execute(
+                        delete(actor_logins).where(column.in_(chunk))
+                    ).rowcount
+        return removed
+
+    def forget_logins_before(self, cutoff: str) -> int:
+        """Delete the login pairs no event since ``cutoff`` (an eventTime) carried (a purge)."""
+        with self.engine.begin() as connection:
+            statement = delete(actor_logins).where(actor_logins.c.last_event_time < cutoff)
+            return int(connection.execute(statement).rowcount)
+
+    def fill_actor_logins(self, progress: Callable[[int], None] | None = None) -> int:
+        """Keep the logins of every stored event (schema revision 0009); how many pairs."""
+        newest: dict[tuple[str, str], str] = {}
+        with self.snapshot(is_time_limited=False) as snapshot:
+            rows = snapshot.events([], ("actor_id", "event_time"), with_raw=True)
+            for number, (actor_id, event_time, raw) in enumerate(rows, 1):
+                if progress is not None and number % 10_000 == 0:
+                    progress(10_000)
+                if LOGIN_FIELD not in str(raw):  # most producers send none: no parse
+                    continue
+                document = orjson.loads(str(raw))
+                login = actor_login(document) if isinstance(document, dict) else None
+                if login is not None:
+                    pair = (login, str(actor_id))
+                    time = str(event_time)
+                    if pair not in newest or time > newest[pair]:
+                        newest[pair] = time
+        pairs = sorted(newest.items())
+        for start in range(0, len(pairs), ROWS_PER_STATEMENT):
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(actor_logins),
+                    [
+                        {"login": login, "actor_id": actor_id, "last_event_time": time}
+                        for (login, actor_id), time in pairs[start : start + ROWS_PER_STATEMENT]
+                    ],
+                )
+        return len(pairs)
 
     def drop_past_partitions(self, before: str) -> list[str]:
         """Drop the emptied monthly partitions that end by ``before`` (PostgreSQL only)."""

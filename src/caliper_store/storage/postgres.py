@@ -30,6 +30,7 @@ from caliper_store.storage.compression import (
     dictionary_sql,
     dictionary_values,
 )
+from caliper_store.storage.logins import login_rows, login_upsert_sql
 from caliper_store.storage.records import EventRow, WriteRequest
 from caliper_store.storage.removal import RemovedEvent
 from caliper_store.storage.rollups import (
@@ -126,6 +127,7 @@ _SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("%s")
 
 
 _NAME_UPSERT = name_upsert_sql("%s")
+_LOGIN_UPSERT = login_upsert_sql("%s", dialect_name="postgresql")
 # The advisory lock that rollup writers share and a removal takes alone. Writers' upserts
 # run in one statement whose row order PostgreSQL picks, so a removal that took row locks
 # one by one could deadlock with them (seen: a purge under ingest load).
@@ -229,6 +231,9 @@ class _PostgresWriteTransaction:
         names = name_rows(stored, shard=shard, times_as_micros=False)
         if names:
             self._cursor.executemany(_NAME_UPSERT, names)
+        logins = login_rows(stored, times_as_micros=False)
+        if logins:
+            self._cursor.executemany(_LOGIN_UPSERT, logins)
 
     def held_quarantine(self, ids: Collection[int]) -> set[int]:
         # FOR UPDATE: a concurrent replay of the same item waits here, then finds it resolved.

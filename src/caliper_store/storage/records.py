@@ -66,8 +66,10 @@ class EventRow:
     event_time: str
     is_extension: bool
     raw: str
-    # Not a column: what the course rollups name the group by (storage/rollups.py).
+    # Not columns: what the course rollups name the group by (storage/rollups.py), and the
+    # actor's login (storage/logins.py).
     group_name: str | None = None
+    actor_login: str | None = None
     warnings: list[Reason] = field(default_factory=list)
 
 

@@ -79,6 +79,8 @@ class StoredEvent(NamedTuple):
     actor_type: str | None
     api_key_id: int
     sensor: str | None
+    # Not a rollup: the actor's login, for actor_logins (storage/logins.py).
+    actor_login: str | None = None
 
     @classmethod
     def of(cls, row: EventRow, api_key_id: int, sensor: str | None) -> StoredEvent:
@@ -91,6 +93,7 @@ class StoredEvent(NamedTuple):
             row.actor_type,
             api_key_id,
             sensor,
+            row.actor_login,
         )
 
 

@@ -385,6 +385,17 @@ rollup_daily_keys = Table(
     Column("events", BigInteger, nullable=False),
 )
 
+# The logins (Canvas's user_login) actors were seen with, so that a person can be found by one;
+# kept by every commit beside the rollups. last_event_time, the newest eventTime that carried
+# the pair, lets retention remove it with the last such event.
+actor_logins = Table(
+    "actor_logins",
+    metadata,
+    Column("login", Text, primary_key=True),
+    Column("actor_id", Text, primary_key=True),
+    Column("last_event_time", UtcMicros, nullable=False),
+)
+
 # Column order of an events INSERT on the hot path (both backends bind rows in this order).
 EVENT_COLUMNS: tuple[str, ...] = tuple(
     column.name for column in events.columns if column.name != "seq"

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from caliper_store.storage.compression import RawCodec
 from caliper_store.storage.rollups import KEY_COLUMNS, STORED_SQL, recount_sql, utc_day_sql
 from caliper_store.storage.schema import (
+    actor_logins,
     api_keys,
     entities,
     events,
@@ -369,6 +370,15 @@ class Snapshot:
         with streamed.execute(query) as rows:
             for row in rows:
                 yield row.seq, row.entity_id, row.entity_type, row.raw
+
+    def login_pairs(self, values: Sequence[str]) -> list[tuple[str, str]]:
+        """The (login, actor id) pairs kept where the login or the actor id is one of ``values``."""
+        if not values:
+            return []
+        query = select(actor_logins.c.login, actor_logins.c.actor_id).where(
+            or_(actor_logins.c.login.in_(values), actor_logins.c.actor_id.in_(values))
+        )
+        return [(str(login), str(actor_id)) for login, actor_id in self._connection.execute(query)]
 
     def key_labels(self) -> dict[int, str]:
         """Every API key's label by id (labels are names people chose, never secrets)."""

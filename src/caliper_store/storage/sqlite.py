@@ -34,6 +34,7 @@ from caliper_store.storage.compression import (
     dictionary_sql,
     dictionary_values,
 )
+from caliper_store.storage.logins import login_rows, login_upsert_sql
 from caliper_store.storage.removal import RemovedEvent
 from caliper_store.storage.rollups import (
     MICROS_PER_DAY,
@@ -181,6 +182,7 @@ _SELECT_DICTIONARY, _INSERT_DICTIONARY = dictionary_sql("?")
 
 
 _NAME_UPSERT = name_upsert_sql("?")
+_LOGIN_UPSERT = login_upsert_sql("?", dialect_name="sqlite")
 
 
 class _SqliteWriteTransaction:
@@ -443,6 +445,9 @@ class _SqliteWriteTransaction:
         names = name_rows(stored, shard=shard, times_as_micros=True)
         if names:
             self._connection.executemany(_NAME_UPSERT, names)
+        logins = login_rows(stored, times_as_micros=True)
+        if logins:
+            self._connection.executemany(_LOGIN_UPSERT, logins)
 
     def touch_keys(self, key_ids: Collection[int], used_at: str, stale_before: str) -> None:
         self._connection.executemany(
