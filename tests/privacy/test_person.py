@@ -218,6 +218,10 @@ def test_a_login_alone_finds_the_person_and_erase_forgets_it(store: Store) -> No
     assert "SIS2" in by_login.external_ids
     assert by_login.event_seqs == _find(store, S2).event_seqs  # every event of hers, not 2
     assert by_login.as_json()["logins"] == ["s2@example.edu"]
+    lines = [orjson.loads(line) for line in export_lines(store, by_login)]
+    assert [line for line in lines if line["kind"] == "login"] == [
+        {"kind": "login", "login": "s2@example.edu", "actorId": S2}
+    ]
     result = erase_person(
         store, by_login, pseudonymizer=None, is_dry_run=False, batch_events=5, actor="t", at=NOW
     )

@@ -12,9 +12,9 @@ raw JSON of the events of the person's courses is searched for each id as a JSON
 event that names the person outside their courses in a place no column holds is not found.
 Quarantined items and entity descriptions are searched whole.
 
-Erase removes all of it in batches of ``purge_batch_events``, each one short transaction that
-also takes the events out of the rollups, so ingest waits at most one batch at a time; the audit
-row names the person only by an HMAC of the given id.
+Erase removes all of it (and the person's logins) in paced batches (``purge_batch_ms``), each
+one short transaction that also takes the events out of the rollups, so ingest waits at most one
+batch at a time; the audit row names the person only by an HMAC of the given id.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def find_person(
 
 
 def export_lines(store: Store, traces: PersonTraces) -> Iterator[bytes]:
-    """The person's events, quarantined items and entities as NDJSON lines, events in order."""
+    """The person's events, quarantined items, entities and logins as NDJSON lines."""
     with store.snapshot(is_time_limited=False) as snapshot:
         seqs = sorted(traces.event_seqs)
         for start in range(0, len(seqs), 1000):
@@ -162,6 +162,9 @@ def export_lines(store: Store, traces: PersonTraces) -> Iterator[bytes]:
                     "entity": _json_or_text(raw),
                 }
                 yield orjson.dumps(line) + b"\n"
+        pairs = snapshot.login_pairs(sorted(traces.logins | traces.actor_ids))
+        for login, actor_id in sorted(pairs):
+            yield orjson.dumps({"kind": "login", "login": login, "actorId": actor_id}) + b"\n"
 
 
 def _json_or_text(raw: str) -> Any:

@@ -3,9 +3,10 @@
 Events past ``retention_events_days`` go by eventTime; quarantined items and receipts past
 theirs by arrival; ``caliper-store purge`` shows it first and removes it with ``--yes``.
 
-Events go oldest first in batches of ``purge_batch_events``, each its own short transaction
+Events go oldest first in paced batches (``purge_batch_ms``), each its own short transaction
 that also takes them out of the rollups, so ingest keeps running and waits for at most one
-batch at a time; a crash between batches leaves a store that is simply less purged. Every purge
+batch at a time; a crash between batches leaves a store that is simply less purged. The logins
+kept for finding people (``actor_logins``) go with the last event that carried them. Every purge
 writes one audit row with what it removed.
 """
 

@@ -2,8 +2,9 @@
 
 Each batch is one write transaction: the backend deletes the rows and their ids
 (``WriteTransaction.remove_events``) and this module subtracts them from the rollups, so the
-rollups never count an event that is gone, whatever crashes when. A batch is small
-(``purge_batch_events``): it holds the write lock, which ingest waits for, only that long.
+rollups never count an event that is gone, whatever crashes when. A batch is small (at most
+``purge_batch_events``, sized to take about ``purge_batch_ms``): it holds the write lock, which
+ingest waits for, only that long.
 
 Counts are subtracted (they add up across writers' shards, so concurrent PostgreSQL writers
 adding to the same course stay exact). A first or last eventTime cannot be subtracted: when the

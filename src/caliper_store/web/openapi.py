@@ -655,9 +655,9 @@ def _privacy_paths() -> dict[str, Any]:
         "/api/persons/{person_id}/export": {
             "get": {
                 "summary": "Everything the store holds that names one person, as NDJSON",
-                "description": "One line per event (as stored), quarantined item and entity. "
-                "The person's ids are linked through the events (actor id, external ids)."
-                + ADMIN_NOTE,
+                "description": "One line per event (as stored), quarantined item, entity and "
+                "login. The person's ids are linked through the events (actor id, external "
+                "ids) and the logins actors were seen with." + ADMIN_NOTE,
                 "security": KEY,
                 "parameters": [PERSON_ID],
                 "responses": {
