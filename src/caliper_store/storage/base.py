@@ -135,6 +135,9 @@ class WriteTransaction(DictionaryTransaction, Protocol):
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement written with ``?`` marks; its rows (none for a change)."""
 
+    def rows_many(self, sql: str, parameters: Sequence[Sequence[Any]]) -> None:
+        """Run one changing statement written with ``?`` marks once per parameter row."""
+
     def day_of(self, event_time: Any) -> int:
         """The UTC day (days since 1970) of an event time as this backend keeps it."""
 

@@ -269,6 +269,9 @@ class _PostgresWriteTransaction:
         self._cursor.execute(sql.replace("?", "%s"), list(parameters))
         return self._cursor.fetchall() if self._cursor.description is not None else []
 
+    def rows_many(self, sql: str, parameters: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql.replace("?", "%s"), parameters)
+
     def day_of(self, event_time: Any) -> int:
         days: int = math.floor(event_time.timestamp() / 86_400)
         return days
@@ -278,14 +281,14 @@ class _PostgresWriteTransaction:
 
     def remove_events(self, seqs: Sequence[int]) -> list[RemovedEvent]:
         # By seq alone every partition's primary key is probed; the batch's time bounds, read
-        # first, let PostgreSQL skip the months the batch has no event in.
-        self._cursor.execute(
-            "SELECT min(event_time), max(event_time) FROM events WHERE seq = ANY(%s)",
-            (list(seqs),),
-        )
-        first, last = self._cursor.fetchone() or (None, None)
-        if first is None:
+        # first, let PostgreSQL skip the months the batch has no event in. They are taken in
+        # Python: asked for min(event_time), PostgreSQL walks the time index from one end
+        # until a row of the batch turns up (481 ms for 40 events of 2 million; 4 ms so).
+        self._cursor.execute("SELECT event_time FROM events WHERE seq = ANY(%s)", (list(seqs),))
+        times = [row[0] for row in self._cursor.fetchall()]
+        if not times:
             return []
+        first, last = min(times), max(times)
         self._cursor.execute(
             "DELETE FROM events WHERE seq = ANY(%s) AND event_time BETWEEN %s AND %s "
             f"RETURNING {_REMOVED_COLUMNS}",

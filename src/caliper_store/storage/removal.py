@@ -47,6 +47,9 @@ class RemovalTransaction(Protocol):
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement written with ``?`` marks; its rows (none for a change)."""
 
+    def rows_many(self, sql: str, parameters: Sequence[Sequence[Any]]) -> None:
+        """Run one changing statement written with ``?`` marks once per parameter row."""
+
     def day_of(self, event_time: Any) -> int:
         """The UTC day (days since 1970) of an event time as this backend keeps it."""
 
@@ -136,19 +139,57 @@ def subtract_rollups(
         )
     for pair in sorted(actors):
         _subtract_actor(transaction, pair, actors[pair])
-    for source in sorted(sources):
-        _subtract_sharded(
-            transaction,
-            "rollup_group_sources",
-            ("group_key", "api_key_id", "sensor"),
-            source,
-            _Tally(sources[source]),
-        )
-    for key in sorted(days):
-        _subtract_sharded(
-            transaction, "rollup_daily_keys", ("day", "api_key_id"), key, _Tally(days[key])
-        )
+    _subtract_counts(transaction, "rollup_group_sources", SOURCE_KEY, sources)
+    _subtract_counts(transaction, "rollup_daily_keys", DAY_KEY, days)
     return names_lost
+
+
+SOURCE_KEY = ("group_key", "api_key_id", "sensor")
+DAY_KEY = ("day", "api_key_id")
+# Keys one statement names: a scattered removal touches a day row for most of its events.
+KEYS_PER_STATEMENT = 100
+
+
+def _subtract_counts(
+    transaction: RemovalTransaction,
+    table: str,
+    key_columns: Sequence[str],
+    tallies: dict[Any, int],
+) -> None:
+    """Subtract many counters kept in writers' shards, a few statements for all of them.
+
+    As ``_subtract_sharded`` for each key (the sum over shards is what counts: a key whose sum
+    reaches zero loses every shard, any other one is subtracted from its lowest shard), with
+    its reads and deletes for up to KEYS_PER_STATEMENT keys in one statement each.
+    """
+    one = "(" + " AND ".join(f"{column} = ?" for column in key_columns) + ")"
+    columns = ", ".join(key_columns)
+    keys = sorted(tallies)
+    held: dict[Any, list[tuple[int, int]]] = {}
+    for start in range(0, len(keys), KEYS_PER_STATEMENT):
+        chunk = keys[start : start + KEYS_PER_STATEMENT]
+        found = transaction.rows(
+            f"SELECT {columns}, shard, events FROM {table} WHERE "
+            + " OR ".join([one] * len(chunk))
+            + f" ORDER BY {columns}, shard",
+            [value for key in chunk for value in key],
+        )
+        for row in found:
+            held.setdefault(tuple(row[: len(key_columns)]), []).append((row[-2], row[-1]))
+    emptied = [key for key in keys if key in held and sum(n for _, n in held[key]) <= tallies[key]]
+    for start in range(0, len(emptied), KEYS_PER_STATEMENT):
+        chunk = emptied[start : start + KEYS_PER_STATEMENT]
+        transaction.rows(
+            f"DELETE FROM {table} WHERE " + " OR ".join([one] * len(chunk)),
+            [value for key in chunk for value in key],
+        )
+    gone = set(emptied)
+    kept = [key for key in keys if key in held and key not in gone]
+    if kept:
+        transaction.rows_many(
+            f"UPDATE {table} SET events = events - ? WHERE {one[1:-1]} AND shard = ?",
+            [(tallies[key], *key, held[key][0][0]) for key in kept],
+        )
 
 
 def _subtract_sharded(

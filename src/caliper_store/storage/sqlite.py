@@ -478,6 +478,9 @@ class _SqliteWriteTransaction:
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._connection.execute(sql, list(parameters)).fetchall()
 
+    def rows_many(self, sql: str, parameters: Sequence[Sequence[Any]]) -> None:
+        self._connection.executemany(sql, parameters)
+
     def day_of(self, event_time: Any) -> int:
         return int(event_time) // MICROS_PER_DAY
 
