@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,20 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
         after, head = store.schema_state()
         click.echo(f"schema: {revision or 'empty'} -> {head} ({after.value})")
         if revision is not None and revision < FIRST_ROLLUP_REVISION:
-            _name_courses(store)
+            # The rollups revision 0007 filled get their courses' names (from raw JSON).
+            _fill_from_raw_events(
+                store,
+                "naming courses in the report rollups",
+                lambda progress: fill_group_names(store, progress),
+                "named {} courses",
+            )
         if revision is not None and revision < FIRST_LOGINS_REVISION:
-            _keep_logins(store)
+            _fill_from_raw_events(
+                store,
+                "keeping the logins of stored events",
+                store.fill_actor_logins,
+                "kept {} logins",
+            )
         plan = plan_conversion(store)
         if plan.plain_events == 0:
             return
@@ -175,30 +187,19 @@ FIRST_ROLLUP_REVISION = "0007"
 FIRST_LOGINS_REVISION = "0009"
 
 
-def _name_courses(store: Store) -> None:
-    """Name the courses of the rollups revision 0007 filled (the names need the raw JSON)."""
+def _fill_from_raw_events(
+    store: Store, label: str, fill: Callable[[Callable[[int], None]], int], done: str
+) -> None:
+    """Run a fill that reads every stored event's raw JSON, with a progress bar over them.
+
+    ``done`` says what was filled, with ``{}`` for how many.
+    """
     started = time.monotonic()
     with click.progressbar(
-        length=store.events.count([]),
-        label="naming courses in the report rollups",
-        show_eta=True,
-        file=sys.stderr,
+        length=store.events.count([]), label=label, show_eta=True, file=sys.stderr
     ) as progress:
-        named = fill_group_names(store, progress.update)
-    click.echo(f"named {named} courses in {time.monotonic() - started:.1f} s")
-
-
-def _keep_logins(store: Store) -> None:
-    """Keep the logins of the events stored before revision 0009 (they need the raw JSON)."""
-    started = time.monotonic()
-    with click.progressbar(
-        length=store.events.count([]),
-        label="keeping the logins of stored events",
-        show_eta=True,
-        file=sys.stderr,
-    ) as progress:
-        kept = store.fill_actor_logins(progress.update)
-    click.echo(f"kept {kept} logins in {time.monotonic() - started:.1f} s")
+        filled = fill(progress.update)
+    click.echo(f"{done.format(filled)} in {time.monotonic() - started:.1f} s")
 
 
 @main.command()
