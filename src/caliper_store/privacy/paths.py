@@ -290,7 +290,7 @@ class Removed:
         self.is_shifting = False  # whether a list element went, moving the later ones
         for hit in hits:
             self.places.add(hit.location)
-            if isinstance(hit.container[hit.name], dict | list):  # type: ignore[index]
+            if isinstance(hit.value, dict | list):
                 self.trees.append(hit.location)
             self.is_shifting = self.is_shifting or isinstance(hit.name, int)
 

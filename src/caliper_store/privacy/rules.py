@@ -243,7 +243,7 @@ class KeyRules:
         raw: str,
         changes: list[Change] | None,
     ) -> None:
-        value = hit.container[hit.name]  # type: ignore[index]  # a list's name is an int
+        value = hit.value
         if value is None or value == "":
             return
         cut = truncated_ip(value) if isinstance(value, str) else None
@@ -257,7 +257,7 @@ class KeyRules:
 
     def _pseudonymize(self, hit: Hit, replaced: dict[Any, str]) -> Hit | None:
         """Put the pseudonym in place of the id found (an entity's own id); where, if done."""
-        value = hit.container[hit.name]  # type: ignore[index]  # a list's name is an int
+        value = hit.value
         if isinstance(value, dict):  # an entity: its id stands for it
             name = "id" if "id" in value else "@id"
             hit = Hit(value, name, (*hit.location, name))

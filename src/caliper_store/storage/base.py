@@ -8,13 +8,14 @@ and receipts live once, in ``storage/writer.py``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import orjson
 from sqlalchemy import (
+    Column,
     Connection,
     Engine,
     Table,
@@ -35,7 +36,7 @@ from caliper_store.storage.compression import (
     RawCodec,
 )
 from caliper_store.storage.keys import KeyRegistry
-from caliper_store.storage.logins import LOGIN_FIELD, actor_login
+from caliper_store.storage.logins import LOGIN_FIELD, actor_login, newest_pairs
 from caliper_store.storage.migrate import SchemaState
 from caliper_store.storage.records import WriteRequest
 from caliper_store.storage.removal import RemovalTotals, RemovedEvent, remove_in_batches
@@ -348,32 +349,24 @@ class Store(ABC):
         self, kind: Literal["quarantine", "entities"], ids: Sequence[int], batch_rows: int
     ) -> int:
         """Delete quarantined items (by id) or entity descriptions (by seq), in batches."""
-        table, column = (
-            (quarantine, quarantine.c.id) if kind == "quarantine" else (entities, entities.c.seq)
-        )
+        column = quarantine.c.id if kind == "quarantine" else entities.c.seq
+        return self._delete_where_in(column, ids, batch_rows)
+
+    def _delete_where_in(self, column: Column[Any], values: Iterable[Any], batch_rows: int) -> int:
+        """Delete the rows whose ``column`` is one of ``values``, ``batch_rows`` a transaction."""
         removed = 0
-        ordered = sorted(set(ids))
+        ordered = sorted(set(values))
         for start in range(0, len(ordered), batch_rows):
             with self.engine.begin() as connection:
                 chunk = ordered[start : start + batch_rows]
-                removed += connection.execute(delete(table).where(column.in_(chunk))).rowcount
+                statement = delete(column.table).where(column.in_(chunk))
+                removed += connection.execute(statement).rowcount
         return removed
 
     def forget_logins(self, logins: Collection[str], actor_ids: Collection[str]) -> int:
         """Delete the login pairs of these logins or actors (an erase); how many went."""
-        removed = 0
-        for column, values in (
-            (actor_logins.c.actor_id, actor_ids),
-            (actor_logins.c.login, logins),
-        ):
-            ordered = sorted(values)
-            for start in range(0, len(ordered), ROWS_PER_STATEMENT):
-                with self.engine.begin() as connection:
-                    chunk = ordered[start : start + ROWS_PER_STATEMENT]
-                    removed += connection.execute(
-                        delete(actor_logins).where(column.in_(chunk))
-                    ).rowcount
-        return removed
+        by_actor = self._delete_where_in(actor_logins.c.actor_id, actor_ids, ROWS_PER_STATEMENT)
+        return by_actor + self._delete_where_in(actor_logins.c.login, logins, ROWS_PER_STATEMENT)
 
     def forget_logins_before(self, cutoff: str) -> int:
         """Delete the login pairs no event since ``cutoff`` (an eventTime) carried (a purge)."""
@@ -383,29 +376,16 @@ class Store(ABC):
 
     def fill_actor_logins(self, progress: Callable[[int], None] | None = None) -> int:
         """Keep the logins of every stored event (schema revision 0009); how many pairs."""
-        newest: dict[tuple[str, str], str] = {}
         with self.snapshot(is_time_limited=False) as snapshot:
             rows = snapshot.events([], ("actor_id", "event_time"), with_raw=True)
-            for number, (actor_id, event_time, raw) in enumerate(rows, 1):
-                if progress is not None and number % 10_000 == 0:
-                    progress(10_000)
-                if LOGIN_FIELD not in str(raw):  # most producers send none: no parse
-                    continue
-                document = orjson.loads(str(raw))
-                login = actor_login(document) if isinstance(document, dict) else None
-                if login is not None:
-                    pair = (login, str(actor_id))
-                    time = str(event_time)
-                    if pair not in newest or time > newest[pair]:
-                        newest[pair] = time
-        pairs = sorted(newest.items())
+            pairs = newest_pairs(_logins_seen(rows, progress))
         for start in range(0, len(pairs), ROWS_PER_STATEMENT):
             with self.engine.begin() as connection:
                 connection.execute(
                     insert(actor_logins),
                     [
                         {"login": login, "actor_id": actor_id, "last_event_time": time}
-                        for (login, actor_id), time in pairs[start : start + ROWS_PER_STATEMENT]
+                        for login, actor_id, time in pairs[start : start + ROWS_PER_STATEMENT]
                     ],
                 )
         return len(pairs)
@@ -579,3 +559,18 @@ class Store(ABC):
         """Every stored event id (for tests and consistency checks)."""
         with self.engine.connect() as connection:
             yield from connection.execute(select(events.c.event_id)).scalars()
+
+
+def _logins_seen(
+    rows: Iterable[tuple[object, ...]], progress: Callable[[int], None] | None
+) -> Iterator[tuple[str, str, str]]:
+    """(login, actor id, eventTime) of each stored event (actor id, eventTime, raw) with one."""
+    for number, (actor_id, event_time, raw) in enumerate(rows, 1):
+        if progress is not None and number % 10_000 == 0:
+            progress(10_000)
+        if LOGIN_FIELD not in str(raw):  # most producers send none: no parse
+            continue
+        document = orjson.loads(str(raw))
+        login = actor_login(document) if isinstance(document, dict) else None
+        if login is not None:
+            yield login, str(actor_id), str(event_time)

@@ -36,23 +36,32 @@ def actor_login(event: dict[str, Any]) -> str | None:
     return None
 
 
-def login_rows(stored: Iterable[StoredEvent], *, times_as_micros: bool) -> list[tuple[Any, ...]]:
-    """``(login, actor id, newest eventTime)`` of these events, one per pair, in key order.
+def newest_pairs(seen: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """``(login, actor id, newest eventTime)`` once per pair of ``seen`` triples, in key order.
 
-    In key order, so that concurrent PostgreSQL writers lock the rows in one order. SQLite
-    binds times as integer microseconds.
+    In key order, so that concurrent PostgreSQL writers lock the rows in one order.
     """
     newest: dict[tuple[str, str], str] = {}
-    for event in stored:
-        if event.actor_login is None:
-            continue
-        pair = (event.actor_login, event.actor_id)
-        if pair not in newest or event.event_time > newest[pair]:
-            newest[pair] = event.event_time
-    return [
-        (login, actor_id, utc_micros(time) if times_as_micros else time)
-        for (login, actor_id), time in sorted(newest.items())
-    ]
+    for login, actor_id, event_time in seen:
+        pair = (login, actor_id)
+        if pair not in newest or event_time > newest[pair]:
+            newest[pair] = event_time
+    return [(login, actor_id, time) for (login, actor_id), time in sorted(newest.items())]
+
+
+def login_rows(stored: Iterable[StoredEvent], *, times_as_micros: bool) -> list[tuple[Any, ...]]:
+    """``newest_pairs`` of these events, as ``login_upsert_sql`` binds them.
+
+    SQLite binds times as integer microseconds.
+    """
+    pairs = newest_pairs(
+        (event.actor_login, event.actor_id, event.event_time)
+        for event in stored
+        if event.actor_login is not None
+    )
+    if not times_as_micros:
+        return list(pairs)
+    return [(login, actor_id, utc_micros(time)) for login, actor_id, time in pairs]
 
 
 def login_upsert_sql(mark: str, *, dialect_name: str) -> str:

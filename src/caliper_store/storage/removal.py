@@ -129,14 +129,7 @@ def subtract_rollups(
         for (moment,) in named_at:
             if moment in groups[group_key].times:
                 names_lost[group_ids[group_key]] = moment
-        _subtract_sharded(
-            transaction,
-            "rollup_groups",
-            ("group_key",),
-            (group_key,),
-            groups[group_key],
-            bounds_where="group_key = ?",
-        )
+        _subtract_group(transaction, group_key, groups[group_key])
     for pair in sorted(actors):
         _subtract_actor(transaction, pair, actors[pair])
     _subtract_counts(transaction, "rollup_group_sources", SOURCE_KEY, sources)
@@ -158,7 +151,7 @@ def _subtract_counts(
 ) -> None:
     """Subtract many counters kept in writers' shards, a few statements for all of them.
 
-    As ``_subtract_sharded`` for each key (the sum over shards is what counts: a key whose sum
+    As ``_subtract_group`` for each key (the sum over shards is what counts: a key whose sum
     reaches zero loses every shard, any other one is subtracted from its lowest shard), with
     its reads and deletes for up to KEYS_PER_STATEMENT keys in one statement each.
     """
@@ -192,20 +185,16 @@ def _subtract_counts(
         )
 
 
-def _subtract_sharded(
-    transaction: RemovalTransaction,
-    table: str,
-    key_columns: Sequence[str],
-    key: Sequence[Any],
-    tally: _Tally,
-    *,
-    bounds_where: str | None = None,
-) -> None:
-    """Subtract from a counter kept in writers' shards: from one shard, the sum is what counts."""
-    where = " AND ".join(f"{column} = ?" for column in key_columns)
-    times = ", first_event_time, last_event_time" if bounds_where else ""
+def _subtract_group(transaction: RemovalTransaction, group_key: int, tally: _Tally) -> None:
+    """Subtract from a course's counter kept in writers' shards (the sum is what counts).
+
+    Its first and last eventTime are read again when the removed events held one.
+    """
+    where = "group_key = ?"
     held = transaction.rows(
-        f"SELECT shard, events{times} FROM {table} WHERE {where} ORDER BY shard", key
+        "SELECT shard, events, first_event_time, last_event_time FROM rollup_groups "
+        f"WHERE {where} ORDER BY shard",
+        (group_key,),
     )
     if not held:
         return
@@ -213,26 +202,25 @@ def _subtract_sharded(
     marks = ", ".join("?" for _ in shards)
     if sum(row[1] for row in held) <= tally.events:
         transaction.rows(
-            f"DELETE FROM {table} WHERE {where} AND shard IN ({marks})", (*key, *shards)
+            f"DELETE FROM rollup_groups WHERE {where} AND shard IN ({marks})",
+            (group_key, *shards),
         )
         return
     transaction.rows(
-        f"UPDATE {table} SET events = events - ? WHERE {where} AND shard = ?",
-        (tally.events, *key, shards[0]),
+        f"UPDATE rollup_groups SET events = events - ? WHERE {where} AND shard = ?",
+        (tally.events, group_key, shards[0]),
     )
-    if bounds_where is None:
-        return
     first = min(row[2] for row in held)
     last = max(row[3] for row in held)
     if tally.first > first and tally.last < last:
         return
-    new_first, new_last = _bounds(transaction, bounds_where, key)
+    new_first, new_last = _bounds(transaction, where, (group_key,))
     if new_first is None:
         return
     transaction.rows(
-        f"UPDATE {table} SET first_event_time = ?, last_event_time = ? "
+        "UPDATE rollup_groups SET first_event_time = ?, last_event_time = ? "
         f"WHERE {where} AND shard IN ({marks})",
-        (new_first, new_last, *key, *shards),
+        (new_first, new_last, group_key, *shards),
     )
 
 
