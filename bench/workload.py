@@ -1,7 +1,8 @@
 """Realistic Caliper events for the benchmark: Learn-style batches and Canvas-style single events.
 
-Events are built once as templates (a seeded random mix of users, courses, event kinds), serialized
-with orjson and split around the event id. A request then costs a few byte concatenations plus a
+Events are built once as templates (a seeded random mix of users, courses, event kinds, drawn
+from the producers' shapes that ``caliper-store loadgen`` sends, ``caliper_store.sensor``),
+serialized with orjson and split around the event id. A request then costs a few byte concatenations plus a
 fresh id per event, so the load generator spends its CPU on sockets, not on JSON.
 """
 
@@ -16,47 +17,15 @@ from typing import Any
 
 import orjson
 
+from caliper_store.sensor import SHAPES, caliper_time, random_event
+
 SCENARIOS = ("learn", "canvas")
 CALIPER_V1P1 = "http://purl.imsglobal.org/ctx/caliper/v1p1"
-BB_CONTEXT = "http://caliper.blackboard.com/ctx/caliper/v1p1/Context"
 TEMPLATE_COUNT = 4096
+# Students and courses behind each scenario's random events.
+POPULATIONS = {"learn": (4000, 300), "canvas": (5000, 400)}
 
 _ID_MARKER = "@@EVENT-ID@@"
-_USER_AGENTS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.1 Safari/605.1.15",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-    "Gecko) Mobile/15E148 CanvasStudent/7.8.0",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
-)
-_COURSE_SUBJECTS = (
-    "Linear Algebra",
-    "Organic Chemistry",
-    "World History",
-    "Microeconomics",
-    "Data Structures",
-    "Cell Biology",
-    "Academic Writing",
-    "Statistics for Social Sciences",
-    "Complex Analysis",
-    "Introduction to Psychology",
-    "Thermodynamics",
-    "Spanish II",
-    "Ethics",
-    "Marketing 101",
-)
-_CONTENT_TITLES = (
-    "Week {n} Readings",
-    "Lecture {n} Slides",
-    "Assignment {n}",
-    "Quiz {n}",
-    "Lab {n} Instructions",
-    "Discussion: Topic {n}",
-    "Module {n} Overview",
-    "Practice Problems Set {n}",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,26 +87,24 @@ class IdSource:
 
 def build_scenario(name: str, *, seed: int = 1, template_count: int = TEMPLATE_COUNT) -> Scenario:
     """Build the templates of one scenario (`learn` or `canvas`)."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; choose from {SCENARIOS}")
     rng = random.Random(f"{name}:{seed}")
     now = datetime.now(UTC)
-    if name == "learn":
-        world: _LearnWorld | _CanvasWorld = _LearnWorld(rng)
-        per_envelope, prefix, sensor = 100, b"", _LearnWorld.SENSOR
-    elif name == "canvas":
-        world = _CanvasWorld(rng)
-        per_envelope, prefix, sensor = 1, b"urn:uuid:", _CanvasWorld.ACCOUNT_URL
-    else:
-        raise ValueError(f"unknown scenario {name!r}; choose from {SCENARIOS}")
+    shape = SHAPES[name]
+    students, courses = POPULATIONS[name]
     templates = []
     for _ in range(template_count):
-        event_time = now - timedelta(seconds=rng.uniform(0, 3600))
-        templates.append(_split_template(world.event(_iso(event_time))))
+        event_time = caliper_time(now - timedelta(seconds=rng.uniform(0, 3600)))
+        event = random_event(shape, rng, event_time, _ID_MARKER, students=students, courses=courses)
+        templates.append(_split_template(event))
     head = b'{"sensor":%s,"sendTime":%s,"dataVersion":%s,"data":[' % (
-        orjson.dumps(sensor),
-        orjson.dumps(_iso(now)),
+        orjson.dumps(shape.sensor_id),
+        orjson.dumps(caliper_time(now)),
         orjson.dumps(CALIPER_V1P1),
     )
-    return Scenario(name, per_envelope, prefix, tuple(templates), head, b"]}")
+    prefix = b"" if name == "learn" else b"urn:uuid:"
+    return Scenario(name, shape.events_per_envelope, prefix, tuple(templates), head, b"]}")
 
 
 class EnvelopeSource:
@@ -192,356 +159,3 @@ def _split_template(event: dict[str, Any]) -> EventTemplate:
     if not marker or _ID_MARKER.encode() in post:
         raise AssertionError("the id marker must appear exactly once in a template")
     return EventTemplate(pre + b'"', b'"' + post)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _ipv4(rng: random.Random) -> str:
-    return ".".join(
-        str(rng.randint(low, high)) for low, high in ((11, 223), (0, 255), (0, 255), (1, 254))
-    )
-
-
-class _LearnWorld:
-    """Blackboard Learn (SaaS) shapes: caliper-mapping ids, flat `bb:` extensions, plain UUIDs."""
-
-    SITE = "54b54b42-dd02-42f8-88ed-07bd719bfb7c"
-    BASE = f"https://caliper-mapping.cloudbb.blackboard.com/v1/sites/{SITE}"
-    SENSOR = SITE
-    USERS = 4000
-    COURSES = 300
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.users = [(rng.getrandbits(128).to_bytes(16).hex(), n) for n in range(self.USERS)]
-        self.courses = [
-            (rng.getrandbits(128).to_bytes(16).hex(), n, rng.choice(_COURSE_SUBJECTS))
-            for n in range(self.COURSES)
-        ]
-
-    def event(self, event_time: str) -> dict[str, Any]:
-        rng = self.rng
-        user_hex, user_n = rng.choice(self.users)
-        course_hex, course_n, subject = self.courses[(user_n * 7 + rng.randrange(5)) % self.COURSES]
-        is_instructor = user_n % 40 == 0
-        ip = _ipv4(rng)
-        agent = rng.choice(_USER_AGENTS)
-        user_id = f"{self.BASE}/users/{user_hex}"
-        course_id = f"{self.BASE}/courses/{course_hex}"
-        context: str | list[str] = (
-            [BB_CONTEXT, CALIPER_V1P1] if rng.random() < 0.7 else CALIPER_V1P1
-        )
-        kind = rng.choices(("nav", "view", "grade"), weights=(55, 35, 10))[0]
-        content_pk = f"_{rng.randint(1000, 999999)}_1"
-        title = rng.choice(_CONTENT_TITLES).format(n=rng.randint(1, 14))
-        event: dict[str, Any] = {
-            "@context": context,
-            "type": {"nav": "NavigationEvent", "view": "ViewEvent", "grade": "GradeEvent"}[kind],
-            "id": _ID_MARKER,
-            "actor": {
-                "id": user_id,
-                "type": "Person",
-                "extensions": {
-                    "bb:user.id": f"_{user_n + 100}_1",
-                    "bb:user.externalId": f"s{1000000 + user_n * 37}",
-                },
-            },
-            "action": {"nav": "NavigatedTo", "view": "Viewed", "grade": "Graded"}[kind],
-        }
-        if kind == "grade":
-            item = f"{self.BASE}/gradableItems/{content_pk}"
-            attempt = f"{item}/attempts/_{rng.randint(1000, 999999)}_1"
-            max_score = rng.choice((10, 20, 50, 100))
-            event["actor"] = {
-                "id": f"{self.BASE}/applications/learn",
-                "type": "SoftwareApplication",
-            }
-            event["object"] = {
-                "id": attempt,
-                "type": "Attempt",
-                "assignee": {"id": user_id, "type": "Person"},
-                "assignable": {"id": item, "type": "AssignableDigitalResource", "name": title},
-                "count": rng.randint(1, 3),
-                "dateCreated": event_time,
-                "extensions": {"bb:user.externalId": f"s{1000000 + user_n * 37}"},
-            }
-            event["generated"] = {
-                "id": f"{attempt}/score",
-                "type": "Score",
-                "attempt": attempt,
-                "maxScore": max_score,
-                "scoreGiven": round(rng.uniform(0, max_score), 1),
-                "scoredBy": f"{self.BASE}/applications/learn",
-                "dateCreated": event_time,
-            }
-        else:
-            event["object"] = {
-                "id": f"{self.BASE}/content/{content_pk}",
-                "type": "WebPage" if kind == "nav" else "DigitalResource",
-                "name": title,
-                "extensions": {
-                    "bb:content.handler": rng.choice(
-                        (
-                            "resource/x-bb-document",
-                            "resource/x-bb-file",
-                            "resource/x-bb-forumlink",
-                            "resource/x-bb-assignment",
-                            "resource/x-bb-externallink",
-                        )
-                    ),
-                    "bb:content.isFolder": False,
-                },
-            }
-        event["eventTime"] = event_time
-        event["edApp"] = {
-            "id": f"{self.BASE}/applications/learn",
-            "type": "SoftwareApplication",
-            "name": "Blackboard Learn",
-            "version": "3900.82.0-rel.39+4a8b1f2",
-        }
-        event["group"] = {
-            "id": course_id,
-            "type": "CourseOffering",
-            "courseNumber": f"{subject[:4].upper()}{100 + course_n}-2024FA-{1 + course_n % 4:03d}",
-            "name": subject,
-            "extensions": {
-                "bb:course.id": f"_{course_n + 2000}_1",
-                "bb:course.externalId": f"{subject[:4].upper()}_{100 + course_n}_2024FA",
-            },
-        }
-        if rng.random() < 0.5:
-            event["membership"] = {
-                "id": f"{course_id}/members/{user_hex}",
-                "type": "Membership",
-                "member": user_id,
-                "organization": course_id,
-                "roles": ["Instructor"] if is_instructor else ["Learner"],
-                "status": "Active",
-            }
-        session = rng.getrandbits(128).to_bytes(16).hex().upper()
-        event["session"] = {"id": f"{self.BASE}/sessions/{session}", "type": "Session"}
-        event["extensions"] = {
-            "bb:request.headers.ipAddress": ip,
-            "bb:request.headers.agent": agent,
-        }
-        return event
-
-
-class _CanvasWorld:
-    """Canvas live-events shapes, as in /work/shared/corpus/canvas: URNs, nested extensions."""
-
-    HOST = "oxana.instructure.com"
-    ACCOUNT_URL = f"http://{HOST}/"
-    ROOT_ACCOUNT_UUID = "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"
-    SHARD = "2107000000"
-    USERS = 5000
-    COURSES = 400
-    ASSETS = (
-        ("course", "home", "Entity"),
-        ("course", "modules", "Entity"),
-        ("course", "assignments", "Entity"),
-        ("course", "grades", "Entity"),
-        ("course", "files", "Entity"),
-        ("course", "syllabus", "Entity"),
-        ("assignment", None, "AssignableDigitalResource"),
-        ("attachment", None, "Entity"),
-        ("wiki_page", None, "Page"),
-        ("discussion_topic", None, "Thread"),
-        ("quizzes:quiz", None, "Entity"),
-        ("context_external_tool", None, "Entity"),
-    )
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.sessions = [rng.getrandbits(128).to_bytes(16).hex() for _ in range(2000)]
-
-    def urn(self, kind: str, n: int) -> str:
-        return f"urn:instructure:canvas:{kind}:{self.SHARD}{n:07d}"
-
-    def event(self, event_time: str) -> dict[str, Any]:
-        rng = self.rng
-        user_n = rng.randrange(1, self.USERS + 1)
-        course_n = (user_n * 13 + rng.randrange(4)) % self.COURSES + 500
-        user = self.urn("user", user_n)
-        course = self.urn("course", course_n)
-        kind = rng.choices(
-            ("asset", "modified", "session", "submitted", "graded"), weights=(72, 8, 8, 7, 5)
-        )[0]
-        actor: dict[str, Any] = {
-            "id": user,
-            "type": "Person",
-            "extensions": {
-                "com.instructure.canvas": {
-                    "user_login": f"student{user_n}@example.edu",
-                    "user_sis_id": f"{user_n:06d}-S",
-                    "root_account_id": f"{self.SHARD}0000001",
-                    "root_account_lti_guid": f"{self.ROOT_ACCOUNT_UUID}.{self.HOST}",
-                    "root_account_uuid": self.ROOT_ACCOUNT_UUID,
-                    "entity_id": f"{self.SHARD}{user_n:07d}",
-                }
-            },
-        }
-        entity_n = rng.randrange(1, 400000)
-        group = {
-            "id": course,
-            "type": "CourseOffering",
-            "extensions": {
-                "com.instructure.canvas": {
-                    "context_type": "Course",
-                    "entity_id": f"{self.SHARD}{course_n:07d}",
-                }
-            },
-        }
-        path = f"/api/v1/courses/{course_n}"
-        event: dict[str, Any] = {"@context": CALIPER_V1P1, "id": _ID_MARKER}
-        if kind == "asset":
-            asset_type, subtype, object_type = rng.choice(self.ASSETS)
-            if asset_type == "course":
-                entity_n = course_n
-            obj_ext: dict[str, Any] = {
-                "asset_name": rng.choice(_CONTENT_TITLES).format(n=rng.randint(1, 14)),
-                "asset_type": asset_type,
-                "entity_id": f"{self.SHARD}{entity_n:07d}",
-                "context_account_id": f"{self.SHARD}0000079",
-                "http_method": "GET",
-            }
-            if subtype:
-                obj_ext["asset_subtype"] = subtype
-            event |= {
-                "type": "NavigationEvent",
-                "actor": actor,
-                "action": "NavigatedTo",
-                "object": {
-                    "id": self.urn(asset_type.replace("quizzes:", ""), entity_n),
-                    "type": object_type,
-                    "name": subtype or asset_type,
-                    "extensions": {"com.instructure.canvas": obj_ext},
-                },
-            }
-            path = f"/courses/{course_n}/{subtype or asset_type + 's'}/{entity_n}"
-        elif kind == "modified":
-            event |= {
-                "type": "Event",
-                "actor": actor,
-                "action": "Modified",
-                "object": {
-                    "id": self.urn("wiki_page", entity_n),
-                    "type": "Page",
-                    "name": rng.choice(_CONTENT_TITLES).format(n=rng.randint(1, 14)),
-                    "dateModified": event_time,
-                    "extensions": {
-                        "com.instructure.canvas": {
-                            "entity_id": f"{self.SHARD}{entity_n:07d}",
-                            "body": "<p>Updated reading list for this week.</p>",
-                        }
-                    },
-                },
-            }
-            path = f"/api/v1/courses/{course_n}/pages/{entity_n}"
-        elif kind == "session":
-            action = rng.choice(("LoggedIn", "LoggedOut"))
-            event |= {
-                "type": "SessionEvent",
-                "actor": actor,
-                "action": action,
-                "object": {
-                    "id": self.ACCOUNT_URL,
-                    "type": "SoftwareApplication",
-                    "extensions": {
-                        "com.instructure.canvas": {"redirect_url": f"https://{self.HOST}/"}
-                    },
-                },
-            }
-            group = {}
-            path = "/login/saml" if action == "LoggedIn" else "/logout"
-        elif kind == "submitted":
-            assignment_n = rng.randrange(1, 40000)
-            event |= {
-                "type": "AssignableEvent",
-                "actor": actor,
-                "action": "Submitted",
-                "object": {
-                    "id": self.urn("submission", entity_n),
-                    "type": "Attempt",
-                    "dateCreated": event_time,
-                    "extensions": {
-                        "com.instructure.canvas": {
-                            "submission_type": "online_text_entry",
-                            "entity_id": f"{self.SHARD}{entity_n:07d}",
-                        }
-                    },
-                    "assignee": {"id": user, "type": "Person"},
-                    "assignable": {
-                        "id": self.urn("assignment", assignment_n),
-                        "type": "AssignableDigitalResource",
-                    },
-                    "count": rng.randint(1, 3),
-                },
-            }
-            path = f"/api/v1/courses/{course_n}/assignments/{assignment_n}/submissions"
-        else:
-            grader_n = rng.randrange(1, self.USERS + 1)
-            grade = str(rng.randint(0, 10))
-            attempt = {
-                "id": self.urn("submission", entity_n),
-                "type": "Attempt",
-                "extensions": {
-                    "com.instructure.canvas": {
-                        "grade": grade,
-                        "entity_id": f"{self.SHARD}{entity_n:07d}",
-                    }
-                },
-                "assignee": {"id": user, "type": "Person"},
-                "assignable": {
-                    "id": self.urn("assignment", rng.randrange(1, 40000)),
-                    "type": "AssignableDigitalResource",
-                },
-            }
-            event |= {
-                "type": "GradeEvent",
-                "actor": {"id": self.urn("user", grader_n), "type": "Person"},
-                "action": "Graded",
-                "object": attempt,
-                "generated": {
-                    "id": self.urn("submission", entity_n),
-                    "type": "Score",
-                    "attempt": attempt,
-                    "maxScore": 10,
-                    "scoreGiven": int(grade),
-                    "scoredBy": self.urn("user", grader_n),
-                },
-            }
-            path = f"/courses/{course_n}/gradebook/speed_grader"
-        event["eventTime"] = event_time
-        event["edApp"] = {"id": self.ACCOUNT_URL, "type": "SoftwareApplication"}
-        if group:
-            event["group"] = group
-            event["membership"] = {
-                "id": f"{course}:user:{self.SHARD}{user_n:07d}",
-                "type": "Membership",
-                "member": {"id": user, "type": "Person"},
-                "organization": {"id": course, "type": "CourseOffering"},
-                "roles": ["Learner"],
-            }
-        event["session"] = {
-            "id": f"urn:instructure:canvas:session:{rng.choice(self.sessions)}",
-            "type": "Session",
-        }
-        event["extensions"] = {
-            "com.instructure.canvas": {
-                "hostname": self.HOST,
-                "request_id": str(_uuid_from(rng)),
-                "user_agent": rng.choice(_USER_AGENTS),
-                "client_ip": _ipv4(rng),
-                "request_url": f"https://{self.HOST}{path}",
-                "version": "1.0.0",
-            }
-        }
-        return event
-
-
-def _uuid_from(rng: random.Random) -> str:
-    h = rng.getrandbits(128).to_bytes(16).hex()
-    return f"{h[0:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"

@@ -119,6 +119,22 @@ class SchemaOutOfDate(CaliperStoreError):
     """The database schema is older than this code; `caliper-store migrate` upgrades it."""
 
 
+class QueueFull(CaliperStoreError):
+    """A sensor's queue holds ``max_queued_events`` already; nothing of this send was queued."""
+
+
+class DeliveryFailed(CaliperStoreError):
+    """A sensor could not deliver queued events (the store is away); they stay queued.
+
+    Attributes:
+        undelivered: how many events are still queued.
+    """
+
+    def __init__(self, detail: str, *, undelivered: int) -> None:
+        super().__init__(detail)
+        self.undelivered = undelivered
+
+
 def _restore_error(
     kind: type[CaliperStoreError], args: tuple[Any, ...], state: dict[str, Any]
 ) -> CaliperStoreError:

@@ -51,6 +51,8 @@ def main(config: Path | None) -> None:
     )
     # Migration steps are reported by `migrate` itself; alembic's INFO lines are noise.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # A line per request sent would drown send's progress bar and summary.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _setting_options(command: F) -> F:
