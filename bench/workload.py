@@ -2,8 +2,9 @@
 
 Events are built once as templates (a seeded random mix of users, courses, event kinds, drawn
 from the producers' shapes that ``caliper-store loadgen`` sends, ``caliper_store.sensor``),
-serialized with orjson and split around the event id. A request then costs a few byte concatenations plus a
-fresh id per event, so the load generator spends its CPU on sockets, not on JSON.
+serialized with orjson and split around the event id. A request then costs a few byte
+concatenations plus a fresh id per event, so the load generator spends its CPU on sockets, not
+on JSON.
 """
 
 from __future__ import annotations

@@ -269,6 +269,21 @@ class Settings:
         "about this long at a time; 0: always `purge_batch_events` rows.",
     )
 
+    forward_in_serve: bool = _setting(
+        True,
+        "Whether `serve` forwards to the destinations of `caliper-store forward add` (one "
+        "process per database does, by a lease); off when `caliper-store forward run` does.",
+    )
+    forward_poll_interval_ms: int = _setting(
+        500, "How often a caught-up destination looks for new events."
+    )
+    forward_lease_s: int = _setting(
+        30,
+        "How long the forwarding lease lasts unrenewed: after a forwarder dies, another takes "
+        "over within this time.",
+    )
+    forward_timeout_s: int = _setting(30, "Timeout of one delivery to a destination.")
+
     session_secret: str = _setting(
         "",
         "Secret that signs dashboard session cookies (keep it out of the database and logs). "
@@ -413,6 +428,9 @@ def _validate(settings: Settings) -> None:
     ):
         if getattr(settings, name) < 0:
             raise ConfigurationError(f"setting {name!r} cannot be negative (0: off)", field=name)
+    for name in ("forward_poll_interval_ms", "forward_lease_s", "forward_timeout_s"):
+        if getattr(settings, name) < 1:
+            raise ConfigurationError(f"setting {name!r} must be positive", field=name)
     for name in ("at_risk_activity_percent_below", "at_risk_grade_percent_below"):
         if not 0 < getattr(settings, name) < 100:
             raise ConfigurationError(f"setting {name!r} must be between 1 and 99", field=name)

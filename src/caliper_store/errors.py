@@ -135,6 +135,10 @@ class DeliveryFailed(CaliperStoreError):
         self.undelivered = undelivered
 
 
+class DestinationUnavailable(CaliperStoreError):
+    """A forwarding destination could not take a batch now (down, unreachable); try again."""
+
+
 def _restore_error(
     kind: type[CaliperStoreError], args: tuple[Any, ...], state: dict[str, Any]
 ) -> CaliperStoreError:

@@ -1,12 +1,20 @@
 """The ``caliper-store`` command and its sub-commands, one module per group.
 
 serve, migrate, keys, stats, quarantine, events, export, report, rules, purge, person, audit,
-send, replay, loadgen.
+send, replay, loadgen, forward.
 
 Each sub-module registers its commands on the one click group, ``main``.
 """
 
-from caliper_store.cli import events, keys, privacy, quarantine, reports, sending
+from caliper_store.cli import (
+    events,
+    forwarding,
+    keys,
+    privacy,
+    quarantine,
+    reports,
+    sending,
+)
 from caliper_store.cli.main import main
 
-__all__ = ["events", "keys", "main", "privacy", "quarantine", "reports", "sending"]
+__all__ = ["events", "forwarding", "keys", "main", "privacy", "quarantine", "reports", "sending"]

@@ -8,6 +8,7 @@ import click
 
 from caliper_store.cli.common import F, database_option, friendly_errors, open_of
 from caliper_store.cli.main import main
+from caliper_store.forward import ClickHouseSource
 from caliper_store.reports import (
     MAX_SHOWN_DIFFERENCES,
     REPORT_PARAMS,
@@ -15,6 +16,7 @@ from caliper_store.reports import (
     report_csv,
     report_table,
     run_report,
+    run_report_on,
     verify_rollups,
 )
 
@@ -40,6 +42,13 @@ def _help() -> str:
 @_report_options
 @click.option("--json", "as_json", is_flag=True, help="The report as GET /api/reports answers.")
 @click.option("--csv", "as_csv", is_flag=True, help="The rows as CSV (what format=csv gives).")
+@click.option(
+    "--source",
+    default=None,
+    help="Compute from a ClickHouse destination instead of the store: 'chdb:///path' or "
+    "'clickhouse://user:pass@host:8123/db' (student-activity and courses; key labels are "
+    "read from the store).",
+)
 @database_option
 @click.pass_context
 @friendly_errors
@@ -49,6 +58,7 @@ def report(
     name: str,
     as_json: bool,
     as_csv: bool,
+    source: str | None,
     database: str | None,
     **params: str | None,
 ) -> None:
@@ -57,7 +67,15 @@ def report(
         raise click.UsageError("choose one of --json and --csv")
     values = {key: [value] for key, value in params.items() if value is not None}
     with open_of(ctx, database) as (settings, store):
-        found = run_report(store, name, values, settings, by_param=False)
+        if source is None:
+            found = run_report(store, name, values, settings, by_param=False)
+        else:
+            labels = {key.id: key.label for key in store.keys.list()}
+            events = ClickHouseSource.connect(source, labels)
+            try:
+                found = run_report_on(events, name, values, settings, by_param=False)
+            finally:
+                events.close()
     if as_json:
         click.echo(found.to_json_bytes().decode("utf-8"))
     elif as_csv:

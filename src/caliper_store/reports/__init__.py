@@ -20,7 +20,14 @@ from caliper_store.reports.rollups import (
     fill_group_names,
     verify_rollups,
 )
-from caliper_store.reports.run import report_csv, report_spec, report_table, run_report
+from caliper_store.reports.run import (
+    SOURCE_REPORTS,
+    report_csv,
+    report_spec,
+    report_table,
+    run_report,
+    run_report_on,
+)
 
 __all__ = [
     "MAX_DAYS",
@@ -30,6 +37,7 @@ __all__ = [
     "REPORTS",
     "REPORTS_BY_NAME",
     "REPORT_PARAMS",
+    "SOURCE_REPORTS",
     "Difference",
     "Report",
     "ReportParam",
@@ -41,5 +49,6 @@ __all__ = [
     "report_spec",
     "report_table",
     "run_report",
+    "run_report_on",
     "verify_rollups",
 ]

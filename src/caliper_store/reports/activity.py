@@ -23,7 +23,14 @@ from caliper_store.reports.measures import (
 )
 from caliper_store.reports.params import ReportQuery
 from caliper_store.reports.report import Report, ReportSettings, as_of, method_of
-from caliper_store.storage import Condition, GroupRollup, Snapshot, micros_text, utc_micros
+from caliper_store.storage import (
+    Condition,
+    EventSource,
+    GroupRollup,
+    Snapshot,
+    micros_text,
+    utc_micros,
+)
 
 VIEW_EVENT_TYPES = frozenset({"NavigationEvent", "ViewEvent"})
 SUBMISSION_EVENT_TYPES = frozenset({"AssignableEvent", "AssessmentEvent"})
@@ -71,7 +78,10 @@ def _name_in(document: Any, key: str, fields: tuple[str, ...]) -> str | None:
 
 
 def _names(
-    snapshot: Snapshot, seqs_newest_first: dict[str, list[int]], key: str, fields: tuple[str, ...]
+    snapshot: EventSource,
+    seqs_newest_first: dict[str, list[int]],
+    key: str,
+    fields: tuple[str, ...],
 ) -> dict[str, str]:
     """For each id, ``key``'s first of ``fields`` in its newest event that has one."""
     wanted = {seq for seqs in seqs_newest_first.values() for seq in seqs}
@@ -136,7 +146,7 @@ class _Course:
         return [g for g in self.grades if g.is_latest and g.student_id == actor_id]
 
 
-def _read_course(snapshot: Snapshot, query: ReportQuery) -> _Course:
+def _read_course(snapshot: EventSource, query: ReportQuery) -> _Course:
     assert query.group_id is not None
     zone = query.zone
     conditions = [
@@ -211,7 +221,7 @@ AVERAGED = (
 )
 
 
-def student_activity(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -> Report:
+def student_activity(snapshot: EventSource, query: ReportQuery, settings: ReportSettings) -> Report:
     """One row per person with events in the course, and the course's averages beside them."""
     course = _read_course(snapshot, query)
     rows = [
@@ -283,14 +293,14 @@ COURSE_DEFINITIONS = {
 }
 
 
-def courses(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -> Report:
+def courses(snapshot: EventSource, query: ReportQuery, settings: ReportSettings) -> Report:
     """Every group seen: its events, students, recent activity, and where its events came from."""
     at = utc_micros(query.at)
     recent_since = at - ACTIVE_STUDENTS_DAYS * MICROS_PER_DAY
     groups = snapshot.group_rollups()
     names = {group.group_id: group.name for group in groups}
     labels = snapshot.key_labels()
-    if query.since is None and query.until is None:
+    if query.since is None and query.until is None and isinstance(snapshot, Snapshot):
         tallies = _course_tallies_from_rollups(snapshot, groups, recent_since, at)
     else:
         tallies = _course_tallies_from_events(snapshot, query, recent_since, at)
@@ -372,7 +382,7 @@ def _course_tallies_from_rollups(
 
 
 def _course_tallies_from_events(
-    snapshot: Snapshot, query: ReportQuery, recent_since: int, at: int
+    snapshot: EventSource, query: ReportQuery, recent_since: int, at: int
 ) -> dict[str, _CourseTally]:
     """The course list for a period, counted from its events."""
     tallies: dict[str, _CourseTally] = {}

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from caliper_store.reports.measures import ReportEvent, read_events, time_conditions
-from caliper_store.storage import Condition, Snapshot
+from caliper_store.storage import Condition, EventSource
 
 GRADE_EVENT_TYPES = ("GradeEvent", "OutcomeEvent")
 
@@ -135,7 +135,7 @@ def mark_latest(grades: Iterable[Grade]) -> list[Grade]:
     return [replace(grade, is_latest=position in chosen) for position, grade in enumerate(ordered)]
 
 
-def grades_of(snapshot: Snapshot, events: Sequence[ReportEvent]) -> list[Grade]:
+def grades_of(snapshot: EventSource, events: Sequence[ReportEvent]) -> list[Grade]:
     """The grades among these events (read from their raw JSON), latest ones marked."""
     graded = [event for event in events if is_grade(event)]
     raws = snapshot.raw_events([event.seq for event in graded])
@@ -143,7 +143,7 @@ def grades_of(snapshot: Snapshot, events: Sequence[ReportEvent]) -> list[Grade]:
 
 
 def course_grades(
-    snapshot: Snapshot,
+    snapshot: EventSource,
     group_id: str,
     *,
     since: str | None = None,

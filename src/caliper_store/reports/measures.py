@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from caliper_store.storage import Condition, Snapshot, utc_micros
+from caliper_store.storage import Condition, EventSource, utc_micros
 
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
@@ -53,7 +53,7 @@ class ReportEvent(NamedTuple):
 REPORT_EVENT_COLUMNS: tuple[str, ...] = ReportEvent._fields
 
 
-def read_events(snapshot: Snapshot, conditions: Sequence[Condition]) -> Iterator[ReportEvent]:
+def read_events(snapshot: EventSource, conditions: Sequence[Condition]) -> Iterator[ReportEvent]:
     """The matching events in ``(eventTime, seq)`` order."""
     for row in snapshot.events(conditions, REPORT_EVENT_COLUMNS):
         yield ReportEvent._make(row)

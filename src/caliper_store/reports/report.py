@@ -9,7 +9,7 @@ import orjson
 
 from caliper_store.config import Settings, same_named
 from caliper_store.reports.params import ReportQuery
-from caliper_store.storage import Snapshot
+from caliper_store.storage import EventSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,6 @@ def _camel(values: dict[str, Any]) -> dict[str, Any]:
     return {camel(name): value for name, value in values.items()}
 
 
-def as_of(snapshot: Snapshot) -> str | None:
+def as_of(snapshot: EventSource) -> str | None:
     """The ``asOf`` of a report read from this snapshot."""
     return snapshot.newest_received_at()

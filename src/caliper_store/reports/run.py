@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,11 +12,12 @@ import orjson
 from tabulate import tabulate
 
 from caliper_store.config import Settings
-from caliper_store.errors import NotFound
+from caliper_store.errors import InvalidQuery, NotFound
+from caliper_store.reports.activity import courses, student_activity
 from caliper_store.reports.catalog import REPORTS_BY_NAME, ReportSpec
-from caliper_store.reports.params import parse_report_query
+from caliper_store.reports.params import ReportQuery, parse_report_query
 from caliper_store.reports.report import Report, ReportSettings
-from caliper_store.storage import Store
+from caliper_store.storage import EventSource, Store
 
 # Longest cell a terminal table shows; the CSV and JSON keep every character.
 MAX_TABLE_CELL_CHARS = 60
@@ -63,6 +64,46 @@ def run_report(
     )
     with store.snapshot() as snapshot:
         return spec.build(snapshot, query, ReportSettings.from_settings(settings))
+
+
+# The reports that run on any EventSource (ClickHouse as well as the store).
+SOURCE_REPORTS: dict[str, Callable[[EventSource, ReportQuery, ReportSettings], Report]] = {
+    "student-activity": student_activity,
+    "courses": courses,
+}
+
+
+def run_report_on(
+    source: EventSource,
+    name: str,
+    values: Mapping[str, Sequence[str]],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    by_param: bool = True,
+) -> Report:
+    """Compute a report from another source of the same events (ClickHouse).
+
+    Raises:
+        InvalidQuery: the report runs on the store only, or a parameter is bad.
+    """
+    spec = report_spec(name)
+    build = SOURCE_REPORTS.get(name)
+    if build is None:
+        raise InvalidQuery(
+            f"report {name!r} runs on the store only; over ClickHouse: "
+            + ", ".join(SOURCE_REPORTS),
+            field="source",
+        )
+    query = parse_report_query(
+        values,
+        accepted=spec.params,
+        required=spec.required,
+        settings=settings,
+        now=now,
+        by_param=by_param,
+    )
+    return build(source, query, ReportSettings.from_settings(settings))
 
 
 def _cell(value: Any) -> str:

@@ -26,6 +26,7 @@ from caliper_store.sensor.retry import (
     GaveUp,
     Rejected,
     RetryPolicy,
+    problem_detail,
     retry_after_seconds,
 )
 from caliper_store.sensor.runs import (
@@ -66,6 +67,7 @@ __all__ = [
     "event_bytes",
     "new_event_id",
     "payload_files",
+    "problem_detail",
     "random_event",
     "replay_export",
     "retry_after_seconds",

@@ -100,7 +100,7 @@ class Attempts:
             return Accepted(status, body)
         if status in RETRYABLE_STATUSES or status >= 500:
             return self._again(f"HTTP {status}", retry_after_seconds(retry_after, now))
-        return Rejected(status, _detail_of(body))
+        return Rejected(status, problem_detail(body))
 
     def after_error(self, error: Exception) -> Decision:
         """The decision after the request failed without an answer (refused, reset, timed out)."""
@@ -133,8 +133,8 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
-def _detail_of(body: bytes) -> str:
-    """What the store said, short: an RFC 7807 ``detail`` when there is one, else the text."""
+def problem_detail(body: bytes) -> str:
+    """What an endpoint said, short: an RFC 7807 ``detail`` when there is one, else the text."""
     text = body[:2000].decode("utf-8", errors="replace")
     try:
         problem = orjson.loads(body)

@@ -12,6 +12,14 @@ from caliper_store.storage.convert import (
     plan_conversion,
 )
 from caliper_store.storage.dedup import content_hash
+from caliper_store.storage.forwarding import (
+    Cursor,
+    DeadLetter,
+    Destination,
+    ForwardBook,
+    ForwardedEvent,
+    Lag,
+)
 from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
 from caliper_store.storage.logins import actor_login
 from caliper_store.storage.migrate import SchemaState
@@ -35,8 +43,9 @@ from caliper_store.storage.removal import RemovalTotals
 from caliper_store.storage.retention import Cutoffs, ExpiredCount
 from caliper_store.storage.rollups import group_name
 from caliper_store.storage.schema import iri_key, micros_text, utc_micros, utc_text
-from caliper_store.storage.search import Condition
+from caliper_store.storage.search import Condition, EventRecord
 from caliper_store.storage.snapshot import (
+    EventSource,
     GroupRollup,
     QuarantineSummary,
     ReceiptSummary,
@@ -52,16 +61,24 @@ __all__ = [
     "AuditEntry",
     "Condition",
     "ConversionPlan",
+    "Cursor",
     "Cutoffs",
+    "DeadLetter",
+    "Destination",
     "DroppedRow",
     "EntityRow",
+    "EventRecord",
     "EventRow",
+    "EventSource",
     "ExpiredCount",
+    "ForwardBook",
+    "ForwardedEvent",
     "GroupCommitWriter",
     "GroupRollup",
     "Item",
     "ItemVerdict",
     "KeyRegistry",
+    "Lag",
     "QuarantineRow",
     "QuarantineSummary",
     "Reason",

@@ -35,6 +35,7 @@ from caliper_store.storage.compression import (
     DictionaryTransaction,
     RawCodec,
 )
+from caliper_store.storage.forwarding import ForwardBook
 from caliper_store.storage.keys import KeyRegistry
 from caliper_store.storage.logins import LOGIN_FIELD, actor_login, newest_pairs
 from caliper_store.storage.migrate import SchemaState
@@ -166,6 +167,7 @@ class Store(ABC):
         self.raw_codec = RawCodec(compression, now=lambda: utc_text(datetime.now(UTC)))
         self.events = EventReader(engine, codec=self.raw_codec, time_limit=self.time_limit)
         self.quarantine = QuarantineDesk(engine, time_limit=self.time_limit)
+        self.forwarding = ForwardBook(engine, self.raw_codec)
 
     @abstractmethod
     def write_transaction(self) -> AbstractContextManager[WriteTransaction]:

@@ -396,6 +396,51 @@ actor_logins = Table(
     Column("last_event_time", UtcMicros, nullable=False),
 )
 
+# Forwarding (forward/): each destination with its place in the events table, the events a
+# destination refused for good, and the lease that lets one forwarder run per database. On
+# PostgreSQL, events also has commit_xid (revision 0010), which this table does not declare:
+# only the forwarder's queries name it.
+forward_destinations = Table(
+    "forward_destinations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("api_key", Text),
+    Column("event_types", Text),
+    Column("key_ids", Text),
+    Column("batch_events", Integer, nullable=False),
+    Column("is_paused", Boolean, nullable=False),
+    Column("cursor", Text, nullable=False),
+    Column("cursor_received_at", UtcMicros),
+    Column("delivered_events", BigInteger, nullable=False),
+    Column("last_delivered_at", UtcMicros),
+    Column("last_error", Text),
+    Column("last_error_at", UtcMicros),
+    Column("created_at", UtcMicros, nullable=False),
+)
+
+forward_dead_letters = Table(
+    "forward_dead_letters",
+    metadata,
+    Column("id", BIG_ID, primary_key=True),
+    Column("destination_id", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("failed_at", UtcMicros, nullable=False),
+    Column("replayed_at", UtcMicros),
+)
+
+forward_leases = Table(
+    "forward_leases",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("expires_at", UtcMicros, nullable=False),
+)
+
 # Column order of an events INSERT on the hot path (both backends bind rows in this order).
 EVENT_COLUMNS: tuple[str, ...] = tuple(
     column.name for column in events.columns if column.name != "seq"

@@ -303,14 +303,16 @@ class EventBatch:
 RAW_COLUMNS = ("raw", "raw_zstd", "raw_dictionary")
 
 
-def _record_query(*, with_raw: bool) -> Select[Any]:
+def record_query(*, with_raw: bool) -> Select[Any]:
+    """The select of an EventRecord's columns (and the raw event's, when asked for)."""
     columns = [events.c[name] for name in RECORD_COLUMNS]
     if with_raw:
         columns.extend(events.c[name] for name in RAW_COLUMNS)
     return select(*columns)
 
 
-def _record(row: Sequence[Any], codec: RawCodec, connection: Connection) -> EventRecord:
+def record_from_row(row: Sequence[Any], codec: RawCodec, connection: Connection) -> EventRecord:
+    """An EventRecord from a row of ``record_query``, its raw event decoded."""
     values = list(row[: len(RECORD_COLUMNS)])
     # Booleans come back as 0/1 from SQLite.
     values[17] = bool(values[17])
@@ -352,13 +354,13 @@ def search_events(
     )
     if not with_raw or max_raw_bytes is None:
         rows = connection.execute(query)
-        return EventBatch([_record(row, codec, connection) for row in rows], is_cut=False)
+        return EventBatch([record_from_row(row, codec, connection) for row in rows], is_cut=False)
     records: list[EventRecord] = []
     held_bytes = 0
     streamed = connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
     with streamed.execute(query) as rows:
         for row in rows:
-            record = _record(row, codec, connection)
+            record = record_from_row(row, codec, connection)
             records.append(record)
             held_bytes += len(record.raw or "")
             if held_bytes > max_raw_bytes and len(records) < limit:
@@ -380,7 +382,7 @@ def page_statement(
     clauses = _conditions(conditions, dialect_name)
     if after is not None:
         clauses.append(_after(after, by=by, is_descending=is_descending))
-    query = _record_query(with_raw=with_raw).where(*clauses)
+    query = record_query(with_raw=with_raw).where(*clauses)
     if is_descending:
         query = query.order_by(events.c[by].desc(), events.c.seq.desc())
     else:
@@ -477,13 +479,13 @@ def get_event(
 ) -> tuple[EventRecord, ReceiptRecord | None] | None:
     """One event by id, raw included, with the receipt of the request that brought it."""
     row = connection.execute(
-        _record_query(with_raw=True)
+        record_query(with_raw=True)
         .where(matching_event_ids(connection.dialect.name, [event_id]))
         .limit(1)
     ).first()
     if row is None:
         return None
-    record = _record(row, codec, connection)
+    record = record_from_row(row, codec, connection)
     return record, _receipt(connection, record.receipt_id)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -92,6 +92,32 @@ class QuarantineSummary:
     api_key_id: int
     reason: str
     received_at: str
+
+
+class EventSource(Protocol):
+    """What the reports that can also run on ClickHouse read: a ``Snapshot`` has all of it."""
+
+    def events(
+        self,
+        conditions: Sequence[Condition],
+        columns: Sequence[str],
+        *,
+        with_raw: bool = False,
+        is_newest_first: bool = False,
+    ) -> Iterator[tuple[object, ...]]:
+        """The chosen columns of every matching event, in ``(event_time, seq)`` order."""
+
+    def raw_events(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The raw JSON of the events with these seqs."""
+
+    def newest_received_at(self) -> str | None:
+        """When the newest event arrived."""
+
+    def group_rollups(self) -> list[GroupRollup]:
+        """Every course with its counts and newest name."""
+
+    def key_labels(self) -> dict[int, str]:
+        """The labels of the API keys, by id."""
 
 
 class Snapshot:

@@ -21,6 +21,7 @@ from starlette.types import Scope
 
 from caliper_store.config import Settings, settings_from_environment, with_session_secret
 from caliper_store.errors import CaliperStoreError
+from caliper_store.forward import Forwarding, Relay, relay_options
 from caliper_store.ingest import IngestLimits
 from caliper_store.privacy import RetentionPolicy, load_privacy, purge_on_schedule, take_into_use
 from caliper_store.storage import GroupCommitWriter, Store, open_store, utc_text
@@ -157,6 +158,13 @@ def _start_purge_schedule(store: Store, settings: Settings) -> asyncio.Task[None
     )
 
 
+def _start_forwarding(store: Store, settings: Settings) -> Forwarding | None:
+    """The relay in a thread of this process (it forwards only while it holds the lease)."""
+    if not settings.forward_in_serve:
+        return None
+    return Forwarding.start(Relay(store.forwarding, relay_options(settings)))
+
+
 def create_app(settings: Settings) -> Starlette:
     """Build the application for these settings; nothing is opened until the lifespan starts."""
     settings = with_session_secret(settings)  # set by `serve` already, for every worker alike
@@ -191,12 +199,15 @@ def create_app(settings: Settings) -> Starlette:
                 )
                 tune_for_ingest()
                 purging = _start_purge_schedule(store, settings)
+                forwarding = _start_forwarding(store, settings)
                 logger.info("caliper-store ready on %s", store.backend)
                 try:
                     yield {"context": context}
                 finally:
                     if purging is not None:
                         purging.cancel()
+                    if forwarding is not None:
+                        await run_in_threadpool(forwarding.stop)
             finally:
                 await run_in_threadpool(writer.stop)
         finally:
