@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -36,9 +36,10 @@ def run_ingest(
     results: Path,
     duration_s: float,
     serve_options: Sequence[str] = (),
+    before_load: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
     """One bench/ingest.py run against a server importing caliper_store from ``tree`` (started
-    with ``serve_options`` too)."""
+    with ``serve_options`` too); ``before_load`` gets the database URL once it has its schema."""
     serve = shlex.join(
         [
             "env",
@@ -74,6 +75,8 @@ def run_ingest(
         text=True,
     )
     command += ["--api-key", created.stdout.strip()]
+    if before_load is not None:
+        before_load(database)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     found = RESULTS_LINE.search(done.stdout)
     if done.returncode != 0 or found is None:

@@ -82,6 +82,15 @@ def pair(tmp_path: Path, database_url: str, store: Store) -> Iterator[Pair]:
     destination_store.close()
 
 
+def raws(store: Store) -> dict[str, str | None]:
+    """Every stored event's raw JSON, by id."""
+    return {
+        record.event_id: record.raw
+        for batch in store.events.batches([], batch_events=1000, with_raw=True)
+        for record in batch
+    }
+
+
 def add_mirror(pair: Pair, *flags: str) -> None:
     url = pair.destination.base_url + "/caliper"
     pair.forward("forward", "add", "mirror", "--url", url, "--key", pair.destination_key, *flags)
@@ -115,6 +124,7 @@ def test_every_event_arrives_once_through_a_destination_outage_and_a_source_cras
     )
     assert pair.arrived() == set(sent)
     assert pair.destination_store.stats()["events"] == len(sent)  # nothing stored twice
+    assert raws(pair.destination_store) == raws(pair.source_store)  # forwarded = stored
     status = orjson.loads(pair.forward("forward", "status", "mirror", "--json")["stdout"])
     assert status[0]["lagEvents"] == 0
     assert status[0]["delivered"] >= len(sent)
@@ -168,6 +178,41 @@ def test_filters_by_type_and_key_and_pause_holds_the_cursor(pair: Pair) -> None:
     assert paused.is_paused
     pair.forward("forward", "resume", "mirror")
     wait_for(lambda: pair.arrived() == set(wanted + held), "delivery after resume")
+
+
+def test_a_dead_destination_does_not_hold_up_the_others_or_ingest(pair: Pair) -> None:
+    pair.forward("forward", "add", "dead", "--url", "http://127.0.0.1:9/caliper", "--key", "k")
+    add_mirror(pair)
+    sent = pair.send(500)
+    wait_for(lambda: pair.arrived() == set(sent), "the live destination's events")
+    dead = pair.source_store.forwarding.get("dead")
+    assert dead.delivered_events == 0
+    assert dead.last_error is not None
+    assert pair.source_store.forwarding.lag(dead).events == 500
+
+
+def test_one_forwarder_per_database_and_another_takes_over_when_it_dies(
+    tmp_path: Path, pair: Pair
+) -> None:
+    (tmp_path / "second").mkdir()
+    second = start_server(tmp_path / "second", pair.source.database_url, *FAST)
+    add_mirror(pair)
+    sent = pair.send(200)
+    wait_for(lambda: pair.arrived() == set(sent), "the first events")
+    forwarding = [s for s in (pair.source, second) if "forwarding to mirror" in s.log()]
+    assert len(forwarding) == 1
+    forwarding[0].kill()
+    survivor = second if forwarding[0] is pair.source else pair.source
+    with Sensor(
+        survivor.base_url + "/caliper", pair.source_key, SensorOptions(sensor_id="urn:test:lms")
+    ) as sensor:
+        more = [canvas_event(event_id=new_event_id()) for _ in range(100)]
+        sensor.send(*more)
+    sent += [str(event["id"]) for event in more]
+    wait_for(lambda: pair.arrived() == set(sent), "the other process to take over")
+    assert "forwarding to mirror" in survivor.log()
+    if survivor is second:  # the pair's own servers are stopped by the fixture
+        assert second.stop(), second.log()
 
 
 @pytest.mark.postgres

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import threading
 from itertools import pairwise
 from pathlib import Path
 
@@ -159,3 +160,16 @@ def test_a_sender_killed_mid_delivery_and_restarted_delivers_every_event_once(
     assert sorted(stored) == sorted(sent)
     assert len(DiskQueue(queue_path)) == 0
     assert running.stop(), running.log()
+
+
+def test_many_threads_may_send_at_once(server: ServerProcess, store: Store, key: str) -> None:
+    sent = [events(100) for _ in range(8)]
+    with Sensor(
+        server.base_url + "/caliper", key, options(batch_events=50, concurrency=3)
+    ) as sensor:
+        threads = [threading.Thread(target=sensor.send, args=batch) for batch in sent]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(stored_ids(store)) == sorted(str(e["id"]) for batch in sent for e in batch)

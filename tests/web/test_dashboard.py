@@ -189,6 +189,17 @@ def test_every_page_in_a_real_browser(
     assert "latest" in grades
     assert len(driver.find_elements(By.CSS_SELECTOR, "#timeline tbody tr")) == 6
 
+    store.forwarding.add(
+        name="warehouse",
+        url="http://127.0.0.1:9/caliper",
+        api_key="their key",
+        event_types=None,
+        key_ids=None,
+        batch_events=100,
+        is_from_start=True,
+        now=NOW,
+    )
+    store.forwarding.set_paused("warehouse", is_paused=True)
     visit(
         "/delivery?since=2024-03-04T14:00:00Z&until=2024-03-05T14:00:00Z&at=2024-03-05T14:30:00Z",
         "delivery",
@@ -198,6 +209,15 @@ def test_every_page_in_a_real_browser(
     assert "Canvas" in silent.text
     assert "id_conflict" in text("#delivery-quarantine")
     assert "91800.0" in text("#hours")  # the event sent a day late
+    forwarding = driver.find_element(By.CSS_SELECTOR, "#forwarding tbody tr")
+    cells = [cell.text for cell in forwarding.find_elements(By.TAG_NAME, "td")]
+    assert cells[:5] == [
+        "warehouse",
+        "http://127.0.0.1:9/caliper",
+        "paused",
+        "0",
+        str(store.stats()["events"]),
+    ]
 
     visit("/quarantine", "quarantine", has_chart=False)
     assert "id_conflict" in text("#held")

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from caliper_store.errors import CaliperStoreError, InvalidQuery
+from caliper_store.forward import destination_statuses
 from caliper_store.query import (
     QueryLimits,
     group_params,
@@ -386,12 +387,14 @@ async def delivery(request: Request, context: AppContext, session: Session) -> R
         hours[row["hour"]] = hours.get(row["hour"], 0) + row["eventsStored"]
         for reason, count in row["quarantinedByReason"].items():
             reasons[reason] = reasons.get(reason, 0) + count
+    forwarding = await run_in_threadpool(destination_statuses, context.store)
     return _page(
         "delivery.html",
         started=started,
         session=session,
         title="Delivery health",
         report=found,
+        destinations=[status.as_json() for status in forwarding],
         reasons=dict(sorted(reasons.items())),
         chart=_series_chart(
             per_hour,
