@@ -283,6 +283,12 @@ class Settings:
         "over within this time.",
     )
     forward_timeout_s: int = _setting(30, "Timeout of one delivery to a destination.")
+    forward_concurrency: int = _setting(
+        1,
+        "Envelopes in flight at once to each destination. 1 delivers in stored order; more "
+        "keeps a busy destination fed (each event still once), but the events of one batch "
+        "may arrive out of order.",
+    )
 
     session_secret: str = _setting(
         "",
@@ -428,7 +434,12 @@ def _validate(settings: Settings) -> None:
     ):
         if getattr(settings, name) < 0:
             raise ConfigurationError(f"setting {name!r} cannot be negative (0: off)", field=name)
-    for name in ("forward_poll_interval_ms", "forward_lease_s", "forward_timeout_s"):
+    for name in (
+        "forward_poll_interval_ms",
+        "forward_lease_s",
+        "forward_timeout_s",
+        "forward_concurrency",
+    ):
         if getattr(settings, name) < 1:
             raise ConfigurationError(f"setting {name!r} must be positive", field=name)
     for name in ("at_risk_activity_percent_below", "at_risk_grade_percent_below"):

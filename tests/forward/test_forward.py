@@ -152,6 +152,46 @@ def test_a_poison_event_goes_to_dead_letters_and_everything_else_arrives(pair: P
     assert pair.source_store.forwarding.dead_letters("mirror") == []
 
 
+def test_many_batches_in_flight_deliver_each_event_once_and_move_the_cursor_to_the_end(
+    pair: Pair,
+) -> None:
+    pair.forward(
+        "forward",
+        "add",
+        "wide",
+        "--url",
+        pair.destination.base_url + "/caliper",
+        "--key",
+        pair.destination_key,
+        "--batch-size",
+        "20",
+        "--from-start",
+    )
+    pair.forward("forward", "pause", "wide")  # delivered here, with a window of 8
+    sent = pair.send(500)
+    sink = HttpSink(pair.destination.base_url + "/caliper", pair.destination_key, timeout_s=30)
+    book = pair.source_store.forwarding
+    read = forward_once(book, book.get("wide"), sink, RelayOptions(concurrency=8))
+    sink.close()
+    assert read == 500
+    assert pair.arrived() == set(sent)
+    assert book.lag(book.get("wide")).events == 0
+    assert book.get("wide").delivered_events == 500
+
+
+def test_a_wrong_key_is_waited_out_not_turned_into_dead_letters(pair: Pair) -> None:
+    url = pair.destination.base_url + "/caliper"
+    pair.forward("forward", "add", "mirror", "--url", url, "--key", "not their key")
+    pair.send(30)
+    wait_for(
+        lambda: "401" in (pair.source_store.forwarding.get("mirror").last_error or ""),
+        "the destination's refusal as the last error",
+    )
+    assert pair.source_store.forwarding.dead_letters("mirror") == []
+    assert pair.source_store.forwarding.lag(pair.source_store.forwarding.get("mirror")).events == 30
+    assert pair.arrived() == set()
+
+
 def test_filters_by_type_and_key_and_pause_holds_the_cursor(pair: Pair) -> None:
     other_key, _ = pair.source_store.keys.create(label="other", now="2024-01-01T00:00:00.000000Z")
     add_mirror(pair, "--types", "NavigationEvent", "--keys", "lms")

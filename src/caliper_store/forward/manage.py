@@ -25,6 +25,7 @@ def relay_options(settings: Settings) -> RelayOptions:
         poll_interval_s=settings.forward_poll_interval_ms / 1000,
         lease_s=float(settings.forward_lease_s),
         timeout_s=float(settings.forward_timeout_s),
+        concurrency=settings.forward_concurrency,
     )
 
 

@@ -20,7 +20,9 @@ import logging
 import random
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -33,10 +35,14 @@ from caliper_store.forward.clickhouse import ClickHouseSink
 from caliper_store.forward.sinks import HttpSink, Sink, check_url
 from caliper_store.sensor import Accepted, Decision, Rejected, RetryPolicy
 from caliper_store.sensor.retry import Attempts, Wait
-from caliper_store.storage import Destination, EventRecord, ForwardBook, utc_text
+from caliper_store.storage import Cursor, Destination, EventRecord, ForwardBook, utc_text
 
 logger = logging.getLogger(__name__)
 SinkFactory = Callable[[Destination], Sink]
+# Refusals that are about the destination, not the events: a wrong key, URL or method. Every
+# event would be refused alike, so they are waited out (and shown as the last error) until
+# someone fixes the destination, never parked in dead letters.
+DESTINATION_REFUSALS = frozenset({401, 403, 404, 405, 407})
 # Longest a destination just added waits for its first delivery (the relay looks this often).
 NEW_DESTINATION_S = 2.0
 
@@ -48,6 +54,9 @@ class RelayOptions:
     poll_interval_s: float = 0.5
     lease_s: float = 30.0
     timeout_s: float = 30.0
+    # Batches (envelopes) in flight at once to one destination; above 1, they may arrive out
+    # of order (each event still once; the cursor moves past a batch only when it is in).
+    concurrency: int = 1
     retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(max_attempts=0, base_delay_s=0.5, max_delay_s=60.0)
     )
@@ -64,6 +73,17 @@ def open_sink(destination: Destination, *, timeout_s: float) -> Sink:
     if scheme in ("http", "https"):
         return HttpSink(destination.url, destination.api_key, timeout_s=timeout_s)
     return ClickHouseSink.connect(destination.url)
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch on its way: whether it arrived, and where the cursor may go once it did."""
+
+    delivered: Future[bool]
+    cursor: Cursor
+    received_at: str
+    wanted: int
+    read: int
 
 
 class Delivery:
@@ -83,25 +103,66 @@ class Delivery:
         self._options = options
         self._stop = stop
         self._rng = random.Random()  # noqa: S311  # backoff jitter, not a secret
+        self._pool = ThreadPoolExecutor(options.concurrency, f"forward-{destination.id}")
+        self._in_flight: deque[_InFlight] = deque()
+        self._read_cursor = destination.cursor
 
     def step(self) -> int | None:
-        """Deliver the next batch after the cursor; how many events it held (None: stopped)."""
+        """Deliver the oldest batch in flight, after filling the window; events it held.
+
+        Up to ``concurrency`` batches (one envelope each) are in flight at once; the cursor
+        moves only past the oldest, once the destination took it, so it never passes a batch
+        still on its way. 0: nothing new to deliver; None: told to stop.
+        """
         destination = self._destination = self._book.get(self._destination.name)
-        found = self._book.events_after(destination.cursor, destination.batch_events)
-        if not found:
+        if not self._in_flight:
+            self._read_cursor = destination.cursor
+        while len(self._in_flight) < self._options.concurrency:
+            found = self._book.events_after(self._read_cursor, destination.batch_events)
+            if not found:
+                break
+            wanted = [event.record for event in found if destination.wants(event.record)]
+            last = found[-1]
+            self._in_flight.append(
+                _InFlight(
+                    self._pool.submit(self._deliver, wanted),
+                    last.cursor,
+                    last.record.received_at,
+                    len(wanted),
+                    len(found),
+                )
+            )
+            self._read_cursor = last.cursor
+        if not self._in_flight:
             return 0
-        wanted = [event.record for event in found if destination.wants(event.record)]
-        if not self._deliver(wanted):
+        oldest = self._in_flight.popleft()
+        try:
+            is_delivered = oldest.delivered.result()
+        except BaseException:
+            self._abandon()  # the cursor stays; what was in flight is sent again later
+            raise
+        if not is_delivered:
+            self._abandon()
             return None
-        last = found[-1]
         self._book.advance(
             destination.id,
-            last.cursor,
-            received_at=last.record.received_at,
-            delivered=len(wanted),
+            oldest.cursor,
+            received_at=oldest.received_at,
+            delivered=oldest.wanted,
             now=now_text(),
         )
-        return len(found)
+        return oldest.read
+
+    def close(self) -> None:
+        """Wait for what is in flight (it stops at its next wait); the sink stays open."""
+        self._abandon()
+        self._pool.shutdown(wait=True)
+
+    def _abandon(self) -> None:
+        for batch in self._in_flight:
+            with contextlib.suppress(Exception):  # its error was recorded where it happened
+                batch.delivered.result()
+        self._in_flight.clear()
 
     def _deliver(self, records: Sequence[EventRecord]) -> bool:
         """True once every event is delivered or parked; False if told to stop first."""
@@ -112,6 +173,9 @@ class Delivery:
             decision = self._try(attempts, records)
             if isinstance(decision, Accepted):
                 return True
+            if isinstance(decision, Rejected) and decision.status in DESTINATION_REFUSALS:
+                delay = self._options.retry.delay_s(attempts.count, None, self._rng)
+                decision = Wait(delay, f"HTTP {decision.status}: {decision.detail}")
             if isinstance(decision, Rejected):
                 if len(records) == 1:
                     self._park(records[0], decision)
@@ -231,6 +295,7 @@ class Relay:
                 if delivered == 0:
                     own_stop.wait(self._options.poll_interval_s)
         finally:
+            delivery.close()
             sink.close()
 
 
@@ -262,6 +327,9 @@ def forward_once(
     """Deliver everything there is now to one destination; how many events were read."""
     delivery = Delivery(book, destination, sink, options, threading.Event())
     total = 0
-    while step := delivery.step():
-        total += step
+    try:
+        while step := delivery.step():
+            total += step
+    finally:
+        delivery.close()
     return total
