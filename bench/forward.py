@@ -1,7 +1,9 @@
 """Forwarding and the sensor, each as a fraction of a rate measured in the same run (issue 14).
 
-- ``ingest``: bench/ingest.py against a server with no destination and one with a destination
-  (a second caliper-store, live), alternating; target: with at least 0.9 of without.
+- ``ingest``: bench/ingest.py against a server with no destination, one with a destination
+  (a second caliper-store, live, on the same two cores), and one whose destination is a bare
+  HTTP server (bench/trivial_app.py: what the forwarder itself costs), in rotating order;
+  target: with at least 0.9 of without.
 - ``forward``: after a round, how fast ``caliper-store forward run`` delivers the events just
   stored to a new second store, as a fraction of the ingest rate of that round (target 0.8,
   so a destination keeps up).
@@ -75,15 +77,44 @@ class Destination:
         self.server.process.wait()
 
 
+class BareDestination:
+    """bench/trivial_app.py: takes every envelope and does nothing, so only the forwarder's
+    own cost is left at the source."""
+
+    def __init__(self, work: Path, name: str) -> None:
+        self.key = "bare"
+        self.port = serverproc.free_port()
+        argv = [sys.executable, str(REPO / "bench" / "trivial_app.py"), "--port", str(self.port)]
+        self.server = serverproc.ServerProcess(
+            name, argv, work / f"{name}.log", "127.0.0.1", self.port
+        )
+        self.server.wait_ready()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/caliper"
+
+    def stop(self) -> None:
+        self.server.process.terminate()
+        self.server.process.wait()
+
+
 def _ingest_round(scenario: str, number: int, work: Path, duration_s: float) -> dict[str, float]:
     """One round: ingest without a destination and with one, then the forwarding rate."""
     rates: dict[str, float] = {}
-    order = ["without", "with"] if number % 2 == 0 else ["with", "without"]
+    modes = ["without", "with", "bare"]
+    order = modes[number % 3 :] + modes[: number % 3]
     for mode in order:
         database = f"sqlite:///{work / f'{scenario}-{mode}-{number}'}.db"
-        destination = Destination(work, f"dest-{mode}-{number}") if mode == "with" else None
+        destination: Destination | BareDestination | None = None
+        if mode == "with":
+            destination = Destination(work, f"dest-{mode}-{number}")
+        elif mode == "bare":
+            destination = BareDestination(work, f"bare-{number}")
 
-        def add_destination(url: str, target: Destination | None = destination) -> None:
+        def add_destination(
+            url: str, target: Destination | BareDestination | None = destination
+        ) -> None:
             if target is not None:
                 _cli(
                     "forward",
@@ -241,20 +272,23 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="caliper-forward-"))
     if args.part in ("ingest", "all"):
-        ratios, keeping_up = [], []
+        ratios, bare_ratios, keeping_up = [], [], []
         print(f"{args.scenario}: ingest with one destination against without, and forwarding")
         for number in range(args.rounds):
             rates = _ingest_round(args.scenario, number, work, args.duration_s)
             ratios.append(rates["with"] / rates["without"])
+            bare_ratios.append(rates["bare"] / rates["without"])
             keeping_up.append(rates["forward x16"] / rates["without"])
             one = rates["forward x1"]
             print(
-                f"  round {number + 1}: with / without {ratios[-1]:.3f}; forwarding {one:,.0f} "
+                f"  round {number + 1}: with / without {ratios[-1]:.3f} (a bare HTTP destination: "
+                f"{bare_ratios[-1]:.3f}); forwarding {one:,.0f} "
                 f"events/s one envelope at a time ({one / rates['without']:.3f} of the ingest "
                 f"rate), {rates['forward x16']:,.0f} with 16 in flight ({keeping_up[-1]:.3f})"
             )
         print(
-            f"ingest with a destination: median {statistics.median(ratios):.3f} of without "
+            f"ingest with a destination: median {statistics.median(ratios):.3f} of without, "
+            f"{statistics.median(bare_ratios):.3f} with a bare HTTP destination "
             f"(target 0.9); forwarding with 16 in flight: median "
             f"{statistics.median(keeping_up):.3f} of the ingest rate (target 0.8)"
         )

@@ -79,7 +79,7 @@ def open_sink(destination: Destination, *, timeout_s: float) -> Sink:
 class _InFlight:
     """A batch on its way: whether it arrived, and where the cursor may go once it did."""
 
-    delivered: Future[bool]
+    parked: Future[int | None]
     cursor: Cursor
     received_at: str
     wanted: int
@@ -137,18 +137,18 @@ class Delivery:
             return 0
         oldest = self._in_flight.popleft()
         try:
-            is_delivered = oldest.delivered.result()
+            parked = oldest.parked.result()
         except BaseException:
             self._abandon()  # the cursor stays; what was in flight is sent again later
             raise
-        if not is_delivered:
+        if parked is None:
             self._abandon()
             return None
         self._book.advance(
             destination.id,
             oldest.cursor,
             received_at=oldest.received_at,
-            delivered=oldest.wanted,
+            delivered=oldest.wanted - parked,
             now=now_text(),
         )
         return oldest.read
@@ -161,27 +161,31 @@ class Delivery:
     def _abandon(self) -> None:
         for batch in self._in_flight:
             with contextlib.suppress(Exception):  # its error was recorded where it happened
-                batch.delivered.result()
+                batch.parked.result()
         self._in_flight.clear()
 
-    def _deliver(self, records: Sequence[EventRecord]) -> bool:
-        """True once every event is delivered or parked; False if told to stop first."""
+    def _deliver(self, records: Sequence[EventRecord]) -> int | None:
+        """Deliver or park every event; how many were parked (None: told to stop first)."""
         if not records:
-            return True
+            return 0
         attempts = Attempts(self._options.retry, self._rng)
         while True:
             decision = self._try(attempts, records)
             if isinstance(decision, Accepted):
-                return True
+                return 0
             if isinstance(decision, Rejected) and decision.status in DESTINATION_REFUSALS:
                 delay = self._options.retry.delay_s(attempts.count, None, self._rng)
                 decision = Wait(delay, f"HTTP {decision.status}: {decision.detail}")
             if isinstance(decision, Rejected):
                 if len(records) == 1:
                     self._park(records[0], decision)
-                    return True
+                    return 1
                 middle = len(records) // 2
-                return self._deliver(records[:middle]) and self._deliver(records[middle:])
+                first = self._deliver(records[:middle])
+                if first is None:
+                    return None
+                second = self._deliver(records[middle:])
+                return None if second is None else first + second
             assert isinstance(decision, Wait), "with max_attempts 0 the relay never gives up"
             self._book.record_error(self._destination.id, decision.cause, now_text())
             logger.warning(
@@ -191,7 +195,7 @@ class Delivery:
                 decision.seconds,
             )
             if self._stop.wait(decision.seconds):
-                return False
+                return None
 
     def _try(self, attempts: Attempts, records: Sequence[EventRecord]) -> Decision:
         try:
