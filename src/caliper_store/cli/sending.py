@@ -6,6 +6,8 @@ what the store's receipts said. The exit code is 1 when anything was refused or 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import sys
 from datetime import date
 from pathlib import Path
@@ -34,17 +36,17 @@ from caliper_store.sensor import (
 DATA_VERSION_CHOICES = ("1.0", "1.1", "1.2", "none")
 
 
-def _target_options(command: F) -> F:
+def _target_options(command: F, *, is_required: bool = True) -> F:
     """Where to send and how: the flags every sending command shares."""
     options = [
         click.option(
             "--url",
-            required=True,
+            required=is_required,
             help="The Caliper endpoint, e.g. 'http://127.0.0.1:8080/caliper'.",
         ),
         click.option(
             "--key",
-            required=True,
+            required=is_required,
             envvar="CALIPER_STORE_SEND_KEY",
             help="The endpoint's API key ($CALIPER_STORE_SEND_KEY keeps it out of `ps`).",
         ),
@@ -97,14 +99,12 @@ def _target_options(command: F) -> F:
 
 
 def _options(flags: dict[str, Any], base: SensorOptions) -> SensorOptions:
-    return SensorOptions(
-        sensor_id=base.sensor_id,
-        data_version=base.data_version,
-        batch_events=base.batch_events,
+    """The base options (sensor, version, batch size, key form) with the shared flags' values."""
+    return dataclasses.replace(
+        base,
         batch_interval_s=flags["batch_interval_ms"] / 1000,
         concurrency=flags["concurrency"],
         timeout_s=flags["timeout_s"],
-        is_bare_key=base.is_bare_key,
         want_receipts=True,
         retry=RetryPolicy(max_attempts=flags["max_attempts"]),
     )
@@ -256,19 +256,7 @@ def replay(export: Path, **flags: Any) -> None:
     default=None,
     help="Write the envelopes as NDJSON here ('-' for stdout) instead of sending.",
 )
-@click.option("--url", default=None, help="The Caliper endpoint (unless --output).")
-@click.option(
-    "--key",
-    default=None,
-    envvar="CALIPER_STORE_SEND_KEY",
-    help="The endpoint's API key ($CALIPER_STORE_SEND_KEY).",
-)
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option(
-    "--queue", "queue_path", type=click.Path(dir_okay=False, path_type=Path), default=None
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--progress/--no-progress", default=None)
+@functools.partial(_target_options, is_required=False)
 @friendly_errors
 def loadgen(**flags: Any) -> None:
     """Generate realistic Caliper traffic: a term of courses, students and their days.
@@ -291,9 +279,7 @@ def loadgen(**flags: Any) -> None:
         return
     if not flags["url"] or not flags["key"]:
         raise click.UsageError("give --url and --key to send, or --output to write")
-    options = shape_options(
-        shape, concurrency=flags["concurrency"], want_receipts=True, batch_interval_s=0.2
-    )
+    options = _options(flags, shape_options(shape))
     with click.progressbar(
         length=population.days, label="days", file=sys.stderr, hidden=not _wants_progress(flags)
     ) as bar:

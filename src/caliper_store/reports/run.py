@@ -36,6 +36,25 @@ def report_spec(name: str) -> ReportSpec:
     return spec
 
 
+def _query_of(
+    spec: ReportSpec,
+    values: Mapping[str, Sequence[str]],
+    settings: Settings,
+    *,
+    now: datetime | None,
+    by_param: bool,
+) -> ReportQuery:
+    """A report's parameters read against what it accepts and needs."""
+    return parse_report_query(
+        values,
+        accepted=spec.params,
+        required=spec.required,
+        settings=settings,
+        now=now,
+        by_param=by_param,
+    )
+
+
 def run_report(
     store: Store,
     name: str,
@@ -54,14 +73,7 @@ def run_report(
         StorageUnavailable: the database could not be read.
     """
     spec = report_spec(name)
-    query = parse_report_query(
-        values,
-        accepted=spec.params,
-        required=spec.required,
-        settings=settings,
-        now=now,
-        by_param=by_param,
-    )
+    query = _query_of(spec, values, settings, now=now, by_param=by_param)
     with store.snapshot() as snapshot:
         return spec.build(snapshot, query, ReportSettings.from_settings(settings))
 
@@ -95,14 +107,7 @@ def run_report_on(
             + ", ".join(SOURCE_REPORTS),
             field="source",
         )
-    query = parse_report_query(
-        values,
-        accepted=spec.params,
-        required=spec.required,
-        settings=settings,
-        now=now,
-        by_param=by_param,
-    )
+    query = _query_of(spec, values, settings, now=now, by_param=by_param)
     return build(source, query, ReportSettings.from_settings(settings))
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -16,15 +15,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from caliper_store.errors import DeliveryFailed
 from caliper_store.sensor.batches import (
     Batch,
-    Batches,
+    SensorCore,
     SensorOptions,
-    SensorStats,
-    request_headers,
 )
-from caliper_store.sensor.client import open_queue
 from caliper_store.sensor.envelope import event_bytes
 from caliper_store.sensor.queue import DiskQueue, EventQueue
 from caliper_store.sensor.retry import Attempts, Decision, Wait
@@ -32,7 +27,7 @@ from caliper_store.sensor.retry import Attempts, Decision, Wait
 T = TypeVar("T")
 
 
-class AsyncSensor:
+class AsyncSensor(SensorCore):
     """Sends Caliper events to one endpoint from asyncio code; see ``Sensor`` for the args."""
 
     def __init__(
@@ -43,31 +38,13 @@ class AsyncSensor:
         *,
         queue: EventQueue | Path | None = None,
     ) -> None:
-        self.options = options
-        self._batches = Batches(open_queue(queue), options)
-        self._url = url
+        super().__init__(url, key, options, queue)
         self._http = httpx.AsyncClient(
-            timeout=options.timeout_s,
-            headers=request_headers(key, options),
-            limits=httpx.Limits(max_connections=options.concurrency + 1),
+            timeout=options.timeout_s, headers=self._headers, limits=self._limits
         )
-        self._params = {"receipt": "1"} if options.want_receipts else {}
-        self._rng = random.Random()  # noqa: S311  # backoff jitter, not a secret
         self._wake = asyncio.Condition()
-        self._flushes = 0
-        self._is_closing = False
         self._tasks: list[asyncio.Task[None]] = []
         self._is_on_disk = isinstance(self._batches.queue, DiskQueue)
-
-    @property
-    def stats(self) -> SensorStats:
-        """Counters since this sensor started."""
-        return self._batches.stats
-
-    @property
-    def queue(self) -> EventQueue:
-        """The events waiting, and (``rejected``) those the store refused."""
-        return self._batches.queue
 
     async def send(self, *events: Mapping[str, Any] | bytes) -> None:
         """Queue events; see ``Sensor.send``."""
@@ -91,10 +68,7 @@ class AsyncSensor:
             try:
                 while not self._batches.idle:
                     if self.stats.gave_up != gave_up:
-                        raise DeliveryFailed(
-                            f"events left undelivered: {self.stats.last_error}",
-                            undelivered=len(self._batches.queue),
-                        )
+                        raise self._undelivered()
                     await self._wake.wait()
             finally:
                 self._flushes -= 1
@@ -155,9 +129,7 @@ class AsyncSensor:
             except httpx.TransportError as error:
                 decision = attempts.after_error(error)
             else:
-                decision = attempts.after_response(
-                    response.status_code, response.headers.get("retry-after"), response.content
-                )
+                decision = self._answer(attempts, response)
             if not isinstance(decision, Wait):
                 return decision, attempts.count
             async with self._wake:

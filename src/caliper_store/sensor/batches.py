@@ -6,16 +6,27 @@ settle it); only how they wait and post differs, so everything else lives here o
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import orjson
 
+from caliper_store.errors import DeliveryFailed
 from caliper_store.sensor.envelope import DataVersion, envelope_body
-from caliper_store.sensor.queue import EventQueue, Queued
-from caliper_store.sensor.retry import Accepted, Decision, GaveUp, Rejected, RetryPolicy
+from caliper_store.sensor.queue import EventQueue, Queued, open_queue
+from caliper_store.sensor.retry import (
+    Accepted,
+    Attempts,
+    Decision,
+    GaveUp,
+    Rejected,
+    RetryPolicy,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +183,46 @@ class Batches:
                 stats.gave_up += 1
                 stats.last_error = f"gave up after {decision.attempts} tries: {decision.cause}"
             self._in_flight.difference_update(seqs)
+
+
+class SensorCore:
+    """What ``Sensor`` and ``AsyncSensor`` hold alike; only waiting and posting differ.
+
+    The options, the batches, the request's fixed parts, and the reading of an answer.
+    """
+
+    def __init__(
+        self, url: str, key: str, options: SensorOptions, queue: EventQueue | Path | None
+    ) -> None:
+        self.options = options
+        self._batches = Batches(open_queue(queue), options)
+        self._url = url
+        self._headers = request_headers(key, options)
+        self._limits = httpx.Limits(max_connections=options.concurrency + 1)
+        self._params = {"receipt": "1"} if options.want_receipts else {}
+        self._rng = random.Random()  # noqa: S311  # backoff jitter, not a secret
+        self._flushes = 0
+        self._is_closing = False
+
+    @property
+    def stats(self) -> SensorStats:
+        """Counters since this sensor started."""
+        return self._batches.stats
+
+    @property
+    def queue(self) -> EventQueue:
+        """The events waiting, and (``rejected``) those the store refused."""
+        return self._batches.queue
+
+    def _undelivered(self) -> DeliveryFailed:
+        return DeliveryFailed(
+            f"events left undelivered: {self.stats.last_error}",
+            undelivered=len(self._batches.queue),
+        )
+
+    @staticmethod
+    def _answer(attempts: Attempts, response: httpx.Response) -> Decision:
+        """The decision after the store's answer."""
+        return attempts.after_response(
+            response.status_code, response.headers.get("retry-after"), response.content
+        )

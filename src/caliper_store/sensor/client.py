@@ -7,7 +7,6 @@ rest queued for the next try. Any number of threads may call ``send`` at once.
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,29 +15,17 @@ from typing import Any
 
 import httpx
 
-from caliper_store.errors import DeliveryFailed
 from caliper_store.sensor.batches import (
     Batch,
-    Batches,
+    SensorCore,
     SensorOptions,
-    SensorStats,
-    request_headers,
 )
 from caliper_store.sensor.envelope import event_bytes
-from caliper_store.sensor.queue import DiskQueue, EventQueue, MemoryQueue
+from caliper_store.sensor.queue import EventQueue
 from caliper_store.sensor.retry import Attempts, Decision, Wait
 
 
-def open_queue(queue: EventQueue | Path | None) -> EventQueue:
-    """The queue a sensor keeps: the one given, a disk queue at a path, or one in memory."""
-    if queue is None:
-        return MemoryQueue()
-    if isinstance(queue, Path):
-        return DiskQueue(queue)
-    return queue
-
-
-class Sensor:
+class Sensor(SensorCore):
     """Sends Caliper events to one endpoint, batched, retried, from a bounded queue.
 
     Args:
@@ -57,35 +44,17 @@ class Sensor:
         *,
         queue: EventQueue | Path | None = None,
     ) -> None:
-        self.options = options
-        self._batches = Batches(open_queue(queue), options)
-        self._url = url
+        super().__init__(url, key, options, queue)
         self._http = httpx.Client(
-            timeout=options.timeout_s,
-            headers=request_headers(key, options),
-            limits=httpx.Limits(max_connections=options.concurrency + 1),
+            timeout=options.timeout_s, headers=self._headers, limits=self._limits
         )
-        self._params = {"receipt": "1"} if options.want_receipts else {}
-        self._rng = random.Random()  # noqa: S311  # backoff jitter, not a secret
         self._wake = threading.Condition()
-        self._flushes = 0
-        self._is_closing = False
         self._threads = [
             threading.Thread(target=self._run, name=f"caliper-sensor-{n}", daemon=True)
             for n in range(options.concurrency)
         ]
         for thread in self._threads:
             thread.start()
-
-    @property
-    def stats(self) -> SensorStats:
-        """Counters since this sensor started."""
-        return self._batches.stats
-
-    @property
-    def queue(self) -> EventQueue:
-        """The events waiting, and (``rejected``) those the store refused."""
-        return self._batches.queue
 
     def send(self, *events: Mapping[str, Any] | bytes) -> None:
         """Queue events (mappings get an id if they have none; bytes go as they are).
@@ -111,10 +80,7 @@ class Sensor:
             try:
                 while not self._batches.idle:
                     if self.stats.gave_up != gave_up:
-                        raise DeliveryFailed(
-                            f"events left undelivered: {self.stats.last_error}",
-                            undelivered=len(self._batches.queue),
-                        )
+                        raise self._undelivered()
                     self._wake.wait()
             finally:
                 self._flushes -= 1
@@ -182,9 +148,7 @@ class Sensor:
             except httpx.TransportError as error:
                 decision = attempts.after_error(error)
             else:
-                decision = attempts.after_response(
-                    response.status_code, response.headers.get("retry-after"), response.content
-                )
+                decision = self._answer(attempts, response)
             if not isinstance(decision, Wait):
                 return decision, attempts.count
             with self._wake:

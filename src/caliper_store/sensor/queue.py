@@ -233,3 +233,12 @@ def _full_detail(queued: int, limit: int) -> str:
 
 def _now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def open_queue(queue: EventQueue | Path | None) -> EventQueue:
+    """The queue a sensor keeps: the one given, a disk queue at a path, or one in memory."""
+    if queue is None:
+        return MemoryQueue()
+    if isinstance(queue, Path):
+        return DiskQueue(queue)
+    return queue

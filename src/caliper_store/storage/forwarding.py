@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from caliper_store.errors import InvalidQuery, NotFound
@@ -238,11 +238,7 @@ class ForwardBook:
                     .order_by(events.c.seq)
                     .limit(limit)
                 )
-                rows = connection.execute(query).all()
-                return [
-                    ForwardedEvent(record, Cursor(None, record.seq))
-                    for record in (record_from_row(row, self._codec, connection) for row in rows)
-                ]
+                return self._by_seq(connection, query)
             found: list[ForwardedEvent] = []
             if cursor.xid is None:
                 found = self._before_commit_xids(connection, cursor.seq, limit)
@@ -431,6 +427,10 @@ class ForwardBook:
             .order_by(events.c.seq)
             .limit(limit)
         )
+        return self._by_seq(connection, query)
+
+    def _by_seq(self, connection: Connection, query: Select[Any]) -> list[ForwardedEvent]:
+        """The events of a query ordered by seq, each with the seq as its cursor."""
         rows = connection.execute(query).all()
         return [
             ForwardedEvent(record, Cursor(None, record.seq))
