@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -129,7 +130,8 @@ def new_database(admin_url: str, run_name: str) -> str:
     with psycopg.connect(admin_url, autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}"')
         c.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + "/" + name
+    parts = urlsplit(admin_url)  # keeps ?host=/socket/dir&port=... that a plain split would cut
+    return urlunsplit(parts._replace(path="/" + name))
 
 
 def figures(report: dict[str, object]) -> tuple[float, float, float]:
