@@ -54,49 +54,43 @@ def _store_events(database: str) -> int:
         store.close()
 
 
-class Destination:
-    """A second caliper-store on a new SQLite file, serving on a free port."""
+class _Served:
+    """A server of the bench's on a free port, answering POST /caliper."""
+
+    key: str
+
+    def __init__(self, work: Path, name: str, argv: list[str]) -> None:
+        self.port = serverproc.free_port()
+        self.server = serverproc.ServerProcess(
+            name, [*argv, "--port", str(self.port)], work / f"{name}.log", "127.0.0.1", self.port
+        )
+        self.server.wait_ready()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/caliper"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class Destination(_Served):
+    """A second caliper-store on a new SQLite file."""
 
     def __init__(self, work: Path, name: str) -> None:
         self.database = f"sqlite:///{work / name}.db"
         _cli("migrate", "--database", self.database)
         self.key = _cli("keys", "create", "--label", "source", "--database", self.database)
-        self.port = serverproc.free_port()
-        argv = [*CLI, "serve", "--port", str(self.port), "--database", self.database]
-        self.server = serverproc.ServerProcess(
-            name, argv, work / f"{name}.log", "127.0.0.1", self.port
-        )
-        self.server.wait_ready()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/caliper"
-
-    def stop(self) -> None:
-        self.server.process.terminate()
-        self.server.process.wait()
+        super().__init__(work, name, [*CLI, "serve", "--database", self.database])
 
 
-class BareDestination:
+class BareDestination(_Served):
     """bench/trivial_app.py: takes every envelope and does nothing, so only the forwarder's
     own cost is left at the source."""
 
     def __init__(self, work: Path, name: str) -> None:
         self.key = "bare"
-        self.port = serverproc.free_port()
-        argv = [sys.executable, str(REPO / "bench" / "trivial_app.py"), "--port", str(self.port)]
-        self.server = serverproc.ServerProcess(
-            name, argv, work / f"{name}.log", "127.0.0.1", self.port
-        )
-        self.server.wait_ready()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/caliper"
-
-    def stop(self) -> None:
-        self.server.process.terminate()
-        self.server.process.wait()
+        super().__init__(work, name, [sys.executable, str(REPO / "bench" / "trivial_app.py")])
 
 
 def _ingest_round(scenario: str, number: int, work: Path, duration_s: float) -> dict[str, float]:
@@ -106,15 +100,13 @@ def _ingest_round(scenario: str, number: int, work: Path, duration_s: float) -> 
     order = modes[number % 3 :] + modes[: number % 3]
     for mode in order:
         database = f"sqlite:///{work / f'{scenario}-{mode}-{number}'}.db"
-        destination: Destination | BareDestination | None = None
+        destination: _Served | None = None
         if mode == "with":
             destination = Destination(work, f"dest-{mode}-{number}")
         elif mode == "bare":
             destination = BareDestination(work, f"bare-{number}")
 
-        def add_destination(
-            url: str, target: Destination | BareDestination | None = destination
-        ) -> None:
+        def add_destination(url: str, target: _Served | None = destination) -> None:
             if target is not None:
                 _cli(
                     "forward",
