@@ -352,10 +352,15 @@ class ForwardBook:
                     {"xid": str(cursor.xid), "s": cursor.seq},
                 ).scalar_one()
             newest = connection.execute(select(func.max(events.c.received_at))).scalar_one()
+        # How long the oldest undelivered event has waited for the newest to arrive: for a
+        # destination that never got one, from the first event after its cursor.
+        since = destination.cursor_received_at
+        if behind and since is None:
+            first = self.events_after(cursor, 1)
+            since = first[0].record.received_at if first else None
         seconds = 0.0
-        if behind and newest is not None and destination.cursor_received_at is not None:
-            behind_us = utc_micros(newest) - utc_micros(destination.cursor_received_at)
-            seconds = max(0.0, behind_us / 1e6)
+        if behind and newest is not None and since is not None:
+            seconds = max(0.0, (utc_micros(newest) - utc_micros(since)) / 1e6)
         return Lag(int(behind), seconds)
 
     def take_lease(self, holder: str, *, now: str, expires_at: str) -> bool:
