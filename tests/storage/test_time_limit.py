@@ -21,7 +21,9 @@ from caliper_store.storage.search import Condition, QuarantineFilter
 EVENTS = 30_000
 QUARANTINED = 30_000
 NO_SUCH_SESSION = [Condition("session_id", "in", ("urn:no-such-session",))]
-NO_SUCH_REASON = QuarantineFilter(reasons=("no_such_reason",))
+# api_key_id has no index on quarantine (reason has one: once autovacuum has analyzed the
+# table, PostgreSQL answers a reason that is not there from that index in well under 1 ms).
+NO_SUCH_KEY = QuarantineFilter(api_key_ids=(999_999,))
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -36,6 +38,10 @@ def filled_url(
             bulk_insert(filling, EVENTS)
             with filling.write_transaction() as transaction:
                 transaction.insert_quarantine(quarantine_rows(QUARANTINED))
+            # The planner's statistics as autovacuum would leave them, so its choice of plan
+            # does not change with when autovacuum happens to run.
+            with filling.engine.begin() as connection:
+                connection.execute(text("ANALYZE"))
         finally:
             filling.close()
         yield url
@@ -75,10 +81,10 @@ def test_every_kind_of_read_past_the_limit_raises_query_timeout(limited: Store) 
         next(limited.events.batches(NO_SUCH_SESSION, batch_events=5_000, with_raw=True))
     assert_stopped_at(batch, 1)
     with pytest.raises(QueryTimeout) as held:
-        limited.quarantine.page(NO_SUCH_REASON, before_id=None, limit=50)
+        limited.quarantine.page(NO_SUCH_KEY, before_id=None, limit=50)
     assert_stopped_at(held, 1)
     with pytest.raises(QueryTimeout) as ids:
-        limited.quarantine.ids(NO_SUCH_REASON)
+        limited.quarantine.ids(NO_SUCH_KEY)
     assert_stopped_at(ids, 1)
 
 
