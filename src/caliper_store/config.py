@@ -28,6 +28,7 @@ CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
 # deeper than that could be kept only in quarantine, so no setting may admit it.
 MAX_PARSER_DEPTH = 254
 MAX_ZSTD_LEVEL = 22
+MAX_PORT = 65_535
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -46,6 +47,20 @@ class Settings:
     port: int = _setting(8080, "TCP port the HTTP server listens on.")
     workers: int = _setting(1, "Number of server processes (uvicorn workers).")
     log_level: str = _setting("info", "Logging level: debug, info, warning, error.")
+    log_format: str = _setting(
+        "auto",
+        "Log lines as json (one object a line), text, or auto: text on a terminal, else json.",
+    )
+    metrics_port: int = _setting(
+        0,
+        "Also serve GET /metrics without a key on this port of 127.0.0.1 only, for a local "
+        "Prometheus agent (0: off; /metrics on the main port always needs a read or admin key).",
+    )
+    shutdown_timeout_s: int = _setting(
+        30,
+        "On SIGTERM, seconds to finish the requests already read (each answered after its "
+        "commit) before the remaining connections are closed.",
+    )
     max_body_bytes: int = _setting(
         16 * 1024 * 1024, "Largest request body accepted; larger bodies get 413."
     )
@@ -400,6 +415,7 @@ def _validate(settings: Settings) -> None:
         "at_risk_no_access_days",
         "session_max_age_hours",
         "purge_batch_events",
+        "shutdown_timeout_s",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -462,6 +478,14 @@ def _validate(settings: Settings) -> None:
             "setting 'default_page_events' cannot exceed 'max_page_events'",
             field="default_page_events",
         )
+    if settings.log_format not in ("auto", "json", "text"):
+        raise ConfigurationError(
+            "setting 'log_format' must be auto, json or text", field="log_format"
+        )
+    if not 0 <= settings.metrics_port <= MAX_PORT:
+        raise ConfigurationError(
+            f"setting 'metrics_port' must be between 0 (off) and {MAX_PORT}", field="metrics_port"
+        )
     if settings.writer_process not in ("auto", "process", "thread"):
         raise ConfigurationError(
             "setting 'writer_process' must be auto, process or thread", field="writer_process"
@@ -494,8 +518,23 @@ def load_settings(
     Raises:
         ConfigurationError: naming the setting that is unknown or cannot be read.
     """
+    settings, _ = resolve_settings(flags, environ, path)
+    return settings
+
+
+def resolve_settings(
+    flags: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+    path: Path | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """The settings, as :func:`load_settings` builds them, and where each came from.
+
+    Each source is ``default``, ``file PATH``, ``environment NAME`` or ``flag``, the last one
+    that set it (flags win over the environment, which wins over the file).
+    """
     environ = environ or {}
     values: dict[str, object] = {}
+    sources: dict[str, str] = dict.fromkeys(SETTING_FIELDS, "default")
     file_path = path or (Path(environ[CONFIG_FILE_ENV]) if CONFIG_FILE_ENV in environ else None)
     if file_path is not None:
         try:
@@ -506,22 +545,26 @@ def load_settings(
             if name not in SETTING_FIELDS:
                 raise ConfigurationError(f"{file_path}: unknown setting {name!r}", field=name)
             values[name] = _cast(name, raw)
+            sources[name] = f"file {file_path}"
     for name in SETTING_FIELDS:
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ:
             values[name] = _cast(name, environ[env_name])
+            sources[name] = f"environment {env_name}"
     # CALIPER_STORE_DATABASE is the documented short name for the database URL.
     if ENV_PREFIX + "DATABASE" in environ and ENV_PREFIX + "DATABASE_URL" not in environ:
         values["database_url"] = environ[ENV_PREFIX + "DATABASE"]
+        sources["database_url"] = f"environment {ENV_PREFIX}DATABASE"
     for name, raw in (flags or {}).items():
         if raw is None:
             continue
         if name not in SETTING_FIELDS:
             raise ConfigurationError(f"unknown setting {name!r}", field=name)
         values[name] = _cast(name, raw)
+        sources[name] = "flag"
     settings = Settings(**values)  # type: ignore[arg-type]  # values were cast per field above
     _validate(settings)
-    return settings
+    return settings, sources
 
 
 def settings_from_environment(

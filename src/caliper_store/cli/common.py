@@ -42,6 +42,17 @@ def friendly_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature
 
 
+def setting_options(command: F) -> F:
+    """One ``--flag`` per setting, so flags, environment variables and docs cannot drift."""
+    for name, setting in reversed(SETTING_FIELDS.items()):
+        flag = "--database" if name == "database_url" else "--" + name.replace("_", "-")
+        kind = {"int": int, "bool": bool}.get(str(setting.type), str)
+        command = click.option(flag, name, type=kind, default=None, help=setting.metadata["help"])(
+            command
+        )
+    return command
+
+
 def settings_of(ctx: click.Context, **flags: object) -> Settings:
     """Settings from these flags, the environment and the ``--config`` file of the root group."""
     config_path: Path | None = ctx.find_root().params.get("config")

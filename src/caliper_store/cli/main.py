@@ -13,17 +13,17 @@ from typing import Any
 import click
 
 from caliper_store.cli.common import (
-    F,
     database_option,
     friendly_errors,
+    setting_options,
     settings_of,
     store_of,
 )
 from caliper_store.config import (
-    SETTING_FIELDS,
     export_to_environment,
     with_session_secret,
 )
+from caliper_store.observability import configure_logging
 from caliper_store.privacy import load_privacy
 from caliper_store.reports import fill_group_names
 from caliper_store.storage import (
@@ -46,39 +46,26 @@ from caliper_store.storage import (
 @click.version_option(package_name="caliper_store")
 def main(config: Path | None) -> None:
     """An IMS Caliper event store: receive, keep and query learning events."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("info", "auto")  # `serve` sets the level and format of its settings
     # Migration steps are reported by `migrate` itself; alembic's INFO lines are noise.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # A line per request sent would drown send's progress bar and summary.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _setting_options(command: F) -> F:
-    """One ``--flag`` per setting, so flags, environment variables and docs cannot drift."""
-    for name, setting in reversed(SETTING_FIELDS.items()):
-        flag = "--database" if name == "database_url" else "--" + name.replace("_", "-")
-        kind = {"int": int, "bool": bool}.get(str(setting.type), str)
-        command = click.option(flag, name, type=kind, default=None, help=setting.metadata["help"])(
-            command
-        )
-    return command
-
-
 @main.command()
-@_setting_options
+@setting_options
 @click.pass_context
 @friendly_errors
 def serve(ctx: click.Context, /, **flags: object) -> None:
     """Run the HTTP server (ingest, health) until interrupted."""
     import uvicorn
 
-    from caliper_store.web import create_app
+    from caliper_store.web import create_app, serving_metrics
     from caliper_store.web.server import bounded_http_protocol
 
     settings = with_session_secret(settings_of(ctx, **flags))
-    logging.getLogger().setLevel(settings.log_level.upper())
+    configure_logging(settings.log_level, settings.log_format)
     # Fail before binding the port when the database cannot be used.
     store = open_store(settings)
     try:
@@ -99,18 +86,22 @@ def serve(ctx: click.Context, /, **flags: object) -> None:
         # Access logs would hold client addresses: personal data stays out of logs.
         "access_log": False,
         "log_level": settings.log_level.lower(),
-        "timeout_graceful_shutdown": 30,
+        # Our handler (JSON or text, with request ids), not uvicorn's own.
+        "log_config": None,
+        # SIGTERM: stop accepting, answer what was read (after its commit), then exit.
+        "timeout_graceful_shutdown": settings.shutdown_timeout_s,
     }
-    if settings.workers > 1:
-        export_to_environment(settings)
-        uvicorn.run(
-            "caliper_store.web:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            **common,
-        )
-    else:
-        uvicorn.run(create_app(settings), **common)
+    with serving_metrics(settings):
+        if settings.workers > 1:
+            export_to_environment(settings)
+            uvicorn.run(
+                "caliper_store.web:app_from_environment",
+                factory=True,
+                workers=settings.workers,
+                **common,
+            )
+        else:
+            uvicorn.run(create_app(settings), **common)
 
 
 @main.command()

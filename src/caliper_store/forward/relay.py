@@ -33,6 +33,7 @@ from caliper_store.config import redact_url
 from caliper_store.errors import DestinationUnavailable, NotFound
 from caliper_store.forward.clickhouse import ClickHouseSink
 from caliper_store.forward.sinks import HttpSink, Sink, check_url
+from caliper_store.observability import FORWARDED_EVENTS
 from caliper_store.sensor import Accepted, Decision, Rejected, RetryPolicy
 from caliper_store.sensor.retry import Attempts, Wait
 from caliper_store.storage import Cursor, Destination, EventRecord, ForwardBook, utc_text
@@ -151,6 +152,9 @@ class Delivery:
             delivered=oldest.wanted - parked,
             now=now_text(),
         )
+        FORWARDED_EVENTS.labels(destination.name, "delivered").inc(oldest.wanted - parked)
+        if parked:
+            FORWARDED_EVENTS.labels(destination.name, "dead_letter").inc(parked)
         return oldest.read
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 from caliper_store.config import Settings
 from caliper_store.errors import InvalidQuery, NotFound
+from caliper_store.observability import REPORT_SECONDS
 from caliper_store.reports.activity import courses, student_activity
 from caliper_store.reports.catalog import REPORTS_BY_NAME, ReportSpec
 from caliper_store.reports.params import ReportQuery, parse_report_query
@@ -74,7 +75,7 @@ def run_report(
     """
     spec = report_spec(name)
     query = _query_of(spec, values, settings, now=now, by_param=by_param)
-    with store.snapshot() as snapshot:
+    with REPORT_SECONDS.labels(name).time(), store.snapshot() as snapshot:
         return spec.build(snapshot, query, ReportSettings.from_settings(settings))
 
 

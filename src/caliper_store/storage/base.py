@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -28,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 
-from caliper_store.errors import SchemaOutOfDate
+from caliper_store.errors import ConfigurationError, SchemaOutOfDate
 from caliper_store.storage import audit, migrate, retention
 from caliper_store.storage.compression import (
     CompressionSettings,
@@ -435,6 +436,18 @@ class Store(ABC):
     def plain_rows_table(self) -> Table:
         """The table that may hold rows from before revision 0005, with their raw JSON plain."""
         return events
+
+    def backup_to(self, target: Path) -> int:
+        """Write a consistent copy of the store to ``target`` while it serves; its bytes.
+
+        Raises:
+            ConfigurationError: the backend has tools of its own for this (PostgreSQL).
+        """
+        raise ConfigurationError(
+            f"caliper-store backup copies SQLite stores; back up {self.backend} with its own "
+            "tools (pg_dump, or a base backup with WAL archiving): see docs/operations.md",
+            field="database_url",
+        )
 
     @abstractmethod
     def reclaim_space(self) -> None:

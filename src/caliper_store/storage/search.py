@@ -767,6 +767,16 @@ class QuarantineDesk(_Reader):
         with self._connection("quarantine") as connection:
             return search_quarantine(connection, selection, before_id=before_id, limit=limit)
 
+    def held_by_reason(self) -> dict[str, int]:
+        """Items held now, per first reason (for metrics; the quarantine_status_id index)."""
+        with self._connection("quarantine") as connection:
+            rows = connection.execute(
+                select(quarantine.c.reason, func.count())
+                .where(quarantine.c.status == "held")
+                .group_by(quarantine.c.reason)
+            ).all()
+        return {reason: count for reason, count in rows}
+
     def ids(self, selection: QuarantineFilter) -> list[int]:
         """Ids of every matching item, oldest first."""
         with self._connection("quarantine") as connection:

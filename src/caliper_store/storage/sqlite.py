@@ -25,6 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
+from caliper_store.errors import ConfigurationError, StorageUnavailable
 from caliper_store.storage.audit import AUDIT_INSERT_COLUMNS, replay_audit_rows
 from caliper_store.storage.base import Store
 from caliper_store.storage.compression import (
@@ -772,6 +773,49 @@ class SqliteStore(Store):
     def plain_rows_table(self) -> Table:
         """The first segment: revision 0006 made the events table of earlier revisions into it."""
         return segment(1)
+
+    def backup_to(self, target: Path) -> int:
+        """SQLite's online backup, in one step: one read snapshot, so writers go on meanwhile.
+
+        In steps of some pages, a write between two steps restarts the copy, and under steady
+        ingest it would never end. The copy is written beside ``target`` and renamed into place
+        once complete and synced, so ``target`` is never a half copy.
+
+        Raises:
+            ConfigurationError: ``target`` exists already (a backup never overwrites one).
+        """
+        if target.exists():
+            raise ConfigurationError(
+                f"{target} exists; a backup never overwrites a file", field="path"
+            )
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        source = self._connect()
+        try:
+            copy = sqlite3.connect(partial, isolation_level=None)
+            try:
+                source.backup(copy)
+                # One self-contained file: the copy's pages go from its WAL into it.
+                copy.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                copy.execute("PRAGMA journal_mode = DELETE").fetchall()
+                verdict = copy.execute("PRAGMA quick_check").fetchone()[0]
+                if verdict != "ok":
+                    raise StorageUnavailable(
+                        f"the copy failed PRAGMA quick_check: {verdict}", retry_after_s=1
+                    )
+            finally:
+                copy.close()
+        finally:
+            source.close()
+        with partial.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(partial, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return target.stat().st_size
 
     def reclaim_space(self) -> None:
         """Checkpoint the WAL, then VACUUM: SQLite reuses freed pages but never shrinks by itself.

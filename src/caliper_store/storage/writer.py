@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,15 @@ from caliper_store.errors import (
     Overloaded,
     StorageUnavailable,
     Unauthorized,
+)
+from caliper_store.observability import (
+    COMMIT_BATCH_EVENTS,
+    COMMIT_SECONDS,
+    COMMIT_WAIT_SECONDS,
+    DATABASE_ERRORS,
+    OVERLOADED,
+    WRITER_QUEUE_EVENTS,
+    error_summary,
 )
 from caliper_store.storage.base import Store, WriteTransaction
 from caliper_store.storage.compression import Encoder
@@ -415,6 +425,7 @@ class _Waiting:
     encoded: Any
     future: asyncio.Future[Receipt]
     loop: asyncio.AbstractEventLoop
+    queued_at: float
 
 
 class GroupCommitWriter:
@@ -471,12 +482,14 @@ class GroupCommitWriter:
                     "the server is shutting down", retry_after_s=self._retry_after_s
                 )
             if self._queued_events + size > self._queue_events:
+                OVERLOADED.labels("write_queue").inc()
                 raise Overloaded(
                     f"the write queue is full ({self._queued_events} events waiting)",
                     retry_after_s=self._retry_after_s,
                 )
-            self._queue.append(_Waiting(request, encoded, future, loop))
+            self._queue.append(_Waiting(request, encoded, future, loop, time.perf_counter()))
             self._queued_events += size
+            WRITER_QUEUE_EVENTS.set(self._queued_events)
             self._condition.notify()
         return await future
 
@@ -499,15 +512,24 @@ class GroupCommitWriter:
     def _release(self, batch: list[_Waiting]) -> None:
         with self._condition:
             self._queued_events -= sum(max(w.request.event_count, 1) for w in batch)
+            WRITER_QUEUE_EVENTS.set(self._queued_events)
 
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
             outcomes: Sequence[Outcome]
+            began = time.perf_counter()
+            for waiting in batch:
+                COMMIT_WAIT_SECONDS.observe(began - waiting.queued_at)
+            COMMIT_BATCH_EVENTS.observe(sum(w.request.event_count for w in batch))
             try:
                 outcomes = self._committer.commit([waiting.encoded for waiting in batch])
                 self.is_healthy = True
+                COMMIT_SECONDS.observe(time.perf_counter() - began)
             except Exception as error:  # any database failure: nothing of the batch committed
-                logger.error("group commit of %d requests failed: %r", len(batch), error)
+                DATABASE_ERRORS.labels("commit").inc()
+                logger.error(
+                    "group commit of %d requests failed: %s", len(batch), error_summary(error)
+                )
                 self.is_healthy = False
                 failure = StorageUnavailable(
                     "the database did not accept the write; nothing was stored",

@@ -23,6 +23,7 @@ from caliper_store.config import Settings, settings_from_environment, with_sessi
 from caliper_store.errors import CaliperStoreError
 from caliper_store.forward import Forwarding, Relay, relay_options
 from caliper_store.ingest import IngestLimits
+from caliper_store.observability import configure_logging, process_stopped
 from caliper_store.privacy import RetentionPolicy, load_privacy, purge_on_schedule, take_into_use
 from caliper_store.storage import GroupCommitWriter, Store, open_store, utc_text
 from caliper_store.storage.writer import Committer, ThreadCommitter
@@ -32,6 +33,7 @@ from caliper_store.web import (
     events,
     health,
     ingest,
+    metrics,
     openapi,
     privacy,
     quarantine,
@@ -71,6 +73,7 @@ API_ROUTES: list[Route] = [
     Route("/api/persons/{person_id:path}/erase", privacy.erase_person_route, methods=["POST"]),
     Route("/api/audit", privacy.list_audit, methods=["GET"]),
     Route("/api/openapi.json", openapi.openapi_json, methods=["GET"]),
+    Route("/metrics", metrics.metrics, methods=["GET"]),
 ]
 # The dashboard (web/dashboard.py): HTML pages behind a login with a read or admin key, and
 # the stylesheet and scripts they load (public: they hold no data).
@@ -212,6 +215,7 @@ def create_app(settings: Settings) -> Starlette:
                 await run_in_threadpool(writer.stop)
         finally:
             store.close()
+            process_stopped()
 
     return CaliperStarlette(
         routes=ROUTES,
@@ -222,4 +226,6 @@ def create_app(settings: Settings) -> Starlette:
 
 def app_from_environment() -> Starlette:
     """Zero-argument factory for uvicorn workers: each builds its app from the environment."""
-    return create_app(settings_from_environment())
+    settings = settings_from_environment()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from caliper_store.errors import Overloaded
+from caliper_store.observability import OVERLOADED
 
 
 class InflightBudget:
@@ -51,6 +52,7 @@ class Reservation:
             return
         budget = self._budget
         if budget.held_bytes + extra > budget.limit_bytes:
+            OVERLOADED.labels("inflight_bytes").inc()
             raise Overloaded(
                 "the server holds as many request bytes as max_inflight_bytes="
                 f"{budget.limit_bytes} allows; retry later",

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from caliper_store.observability import error_summary
 from caliper_store.web.context import context_of
 from caliper_store.web.problems import problem_response
 
@@ -25,7 +26,7 @@ async def readyz(request: Request) -> Response:
     try:
         await run_in_threadpool(context.store.check_ready)
     except Exception as error:  # any database failure means "not ready"
-        logger.warning("readiness check failed: %r", error)
+        logger.warning("readiness check failed: %s", error_summary(error))
         return problem_response(
             503,
             "not-ready",

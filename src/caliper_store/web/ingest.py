@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from caliper_store.errors import InvalidQuery, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from caliper_store.ingest import memory_bound, prepare_request, receipt_body, validate_body
+from caliper_store.observability import count_receipt
 from caliper_store.vocab import CORE_CONTEXTS, SUPPORTED_VERSIONS
 from caliper_store.web.auth import require_scope
 from caliper_store.web.budget import Reservation
@@ -120,6 +121,7 @@ async def post_events(request: Request) -> Response:
         except Unauthorized:
             context.authenticator.forget(request)
             raise
+    count_receipt(receipt, key.id)
     if is_receipt_wanted:
         return JSONResponse(receipt_body(receipt, prepared.envelope))
     # Moodle treats any status but 200 as failure; the spec says the body SHOULD be empty.

@@ -609,6 +609,18 @@ def _quarantine_paths() -> dict[str, Any]:
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
             }
         },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (a read or admin key); see docs/operations.md",
+                "responses": {
+                    "200": {
+                        "description": "The Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_problems(400, 401, 403, 503),
+                },
+            }
+        },
     }
 
 
@@ -665,7 +677,7 @@ def _privacy_paths() -> dict[str, Any]:
                         "description": "NDJSON lines.",
                         "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
                     },
-                    **_problems(400, 401, 403, 503),
+                    **_problems(400, 401, 403, 404, 503),
                 },
             }
         },
@@ -686,7 +698,7 @@ def _privacy_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(traces, "What was (or would be) erased."),
-                    **_problems(400, 401, 403, 503),
+                    **_problems(400, 401, 403, 404, 503),
                 },
             }
         },

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import orjson
@@ -28,6 +27,8 @@ from caliper_store.errors import (
     UnsupportedMediaType,
     UnsupportedVersion,
 )
+from caliper_store.observability import REQUEST_ID
+from caliper_store.web.observe import route_template
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +132,8 @@ async def handle_http_error(request: Request, error: Exception) -> Response:
 
 async def handle_unexpected(request: Request, error: Exception) -> Response:
     """The one catch-all: log with a request id (no body, no key), answer a 500 problem."""
-    request_id = uuid.uuid4().hex[:12]
-    logger.exception(
-        "unhandled error on %s %s [request %s]", request.method, request.url.path, request_id
-    )
+    request_id = REQUEST_ID.get()
+    logger.exception("unhandled error on %s %s", request.method, route_template(request.scope))
     setattr(error, LOGGED_MARK, True)
     return problem_response(
         500,
@@ -153,6 +152,8 @@ def is_logged(error: BaseException) -> bool:
 async def handle_disconnect(request: Request, error: Exception) -> Response:
     """A client that went away mid-body: nothing to answer and nothing wrong with the server."""
     logger.info(
-        "client went away before its request was read: %s %s", request.method, request.url.path
+        "client went away before its request was read: %s %s",
+        request.method,
+        route_template(request.scope),
     )
     return Response(status_code=400)  # nobody reads it; the server needs a response all the same

@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from caliper_store.config import Settings, same_named
+from caliper_store.observability import OVERLOADED
 from caliper_store.web.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 
 logger = logging.getLogger(__name__)
@@ -265,6 +266,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """
         limit = self.limits.max_connections
         if len(self.connections) > limit or len(self.tasks) >= limit:
+            OVERLOADED.labels("connections").inc()
             raise _too_busy(self.limits)
         self.in_headers = False
         if self.deadline_timer is not None:  # only when the headers took more than one read
