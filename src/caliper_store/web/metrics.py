@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
@@ -147,23 +147,20 @@ def serving_metrics(settings: Settings) -> Iterator[None]:
     its own.
     """
     made = None
-    if settings.workers > 1 and not is_multiprocess():
-        made = prepare_multiprocess_directory()
-    elif settings.workers > 1:
-        prepare_multiprocess_directory()
-    store = None
-    try:
+    if settings.workers > 1:
+        was_set = is_multiprocess()
+        directory = prepare_multiprocess_directory()
+        made = None if was_set else directory
+    with ExitStack() as stack:  # undone in reverse: the directory goes last
+        if made is not None:
+            stack.callback(remove_multiprocess_directory, made)
         if settings.metrics_port:
             store = open_store(settings)
+            stack.callback(store.close)
             server, thread = start_http_server(
                 settings.metrics_port, METRICS_HOST, registry=ScrapeRegistry(store)
             )
+            stack.callback(thread.join, 5)
+            stack.callback(server.shutdown)
             logger.info("metrics on http://%s:%d/metrics", METRICS_HOST, settings.metrics_port)
         yield
-    finally:
-        if settings.metrics_port and store is not None:
-            server.shutdown()
-            thread.join(timeout=5)
-            store.close()
-        if made is not None:
-            remove_multiprocess_directory(made)
