@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,12 +84,21 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'caliper.db'}"
 
 
+@contextmanager
+def opened_store(url: str) -> Iterator[Store]:
+    """The store at ``url``, with the current schema, closed afterwards."""
+    opened = open_store(Settings(database_url=url))
+    try:
+        opened.require_current_schema(create_if_empty=True)
+        yield opened
+    finally:
+        opened.close()
+
+
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
-    opened = open_store(Settings(database_url=database_url))
-    opened.require_current_schema(create_if_empty=True)
-    yield opened
-    opened.close()
+    with opened_store(database_url) as opened:
+        yield opened
 
 
 @dataclass

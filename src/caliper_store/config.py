@@ -29,6 +29,7 @@ CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
 MAX_PARSER_DEPTH = 254
 MAX_ZSTD_LEVEL = 22
 MAX_PORT = 65_535
+LOG_FORMATS = ("auto", "json", "text")
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -478,7 +479,7 @@ def _validate(settings: Settings) -> None:
             "setting 'default_page_events' cannot exceed 'max_page_events'",
             field="default_page_events",
         )
-    if settings.log_format not in ("auto", "json", "text"):
+    if settings.log_format not in LOG_FORMATS:
         raise ConfigurationError(
             "setting 'log_format' must be auto, json or text", field="log_format"
         )

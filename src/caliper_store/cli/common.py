@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ import orjson
 from caliper_store.config import (
     SETTING_FIELDS,
     Settings,
-    settings_from_environment,
+    resolve_settings,
 )
 from caliper_store.errors import CaliperStoreError
 from caliper_store.storage import Store, open_store, utc_text
@@ -55,9 +56,15 @@ def setting_options(command: F) -> F:
 
 def settings_of(ctx: click.Context, **flags: object) -> Settings:
     """Settings from these flags, the environment and the ``--config`` file of the root group."""
+    settings, _ = settings_and_sources_of(ctx, **flags)
+    return settings
+
+
+def settings_and_sources_of(ctx: click.Context, **flags: object) -> tuple[Settings, dict[str, str]]:
+    """:func:`settings_of`, with where each setting came from (``config show``)."""
     config_path: Path | None = ctx.find_root().params.get("config")
     flags = {name: value for name, value in flags.items() if name in SETTING_FIELDS}
-    return settings_from_environment(flags, config_path)
+    return resolve_settings(flags, os.environ, config_path)
 
 
 @contextmanager

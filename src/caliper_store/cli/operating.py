@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -14,10 +13,10 @@ from caliper_store.cli.common import (
     echo_json,
     friendly_errors,
     setting_options,
+    settings_and_sources_of,
     store_of,
 )
 from caliper_store.cli.main import main
-from caliper_store.config import resolve_settings
 
 
 @main.group("config")
@@ -35,8 +34,7 @@ def config_show(ctx: click.Context, /, as_json: bool, **flags: object) -> None:
 
     Give the same flags, environment and --config file as `serve` to see what it will use.
     """
-    config_path: Path | None = ctx.find_root().params.get("config")
-    settings, sources = resolve_settings(flags, os.environ, config_path)
+    settings, sources = settings_and_sources_of(ctx, **flags)
     shown = settings.redacted()
     if as_json:
         echo_json({name: {"value": shown[name], "source": sources[name]} for name in shown})

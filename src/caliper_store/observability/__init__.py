@@ -5,7 +5,6 @@ so this package sits below them all and imports none of them.
 """
 
 from caliper_store.observability.logs import (
-    LOG_FORMATS,
     REQUEST_ID,
     configure_logging,
     error_summary,
@@ -28,6 +27,7 @@ from caliper_store.observability.metrics import (
     prepare_multiprocess_directory,
     process_stopped,
     registry_for_scrape,
+    remove_multiprocess_directory,
 )
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "DATABASE_ERRORS",
     "ENVELOPES",
     "FORWARDED_EVENTS",
-    "LOG_FORMATS",
     "OVERLOADED",
     "REPORT_SECONDS",
     "REQUEST_ID",
@@ -51,5 +50,6 @@ __all__ = [
     "prepare_multiprocess_directory",
     "process_stopped",
     "registry_for_scrape",
+    "remove_multiprocess_directory",
     "request_id_from",
 ]

@@ -18,7 +18,6 @@ from contextvars import ContextVar
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-LOG_FORMATS = ("auto", "json", "text")
 # Outside any request (start-up, the writer thread's batches, the forwarder).
 NO_REQUEST = "-"
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default=NO_REQUEST)

@@ -81,7 +81,8 @@ OVERLOADED = Counter(
 )
 DATABASE_ERRORS = Counter(
     "caliper_store_database_errors",
-    "Database failures, by operation (commit, read); each answered 503 or retried.",
+    "Database failures, by operation: commit (the batch answered 503, nothing stored) or "
+    "metrics (a scrape left the database's gauges out).",
     ["operation"],
 )
 FORWARDED_EVENTS = Counter(

@@ -13,7 +13,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
@@ -24,18 +29,18 @@ from caliper_store.config import Settings
 from caliper_store.forward import destination_statuses
 from caliper_store.observability import (
     DATABASE_ERRORS,
+    error_summary,
     is_multiprocess,
     prepare_multiprocess_directory,
     registry_for_scrape,
+    remove_multiprocess_directory,
 )
-from caliper_store.observability.metrics import remove_multiprocess_directory
 from caliper_store.storage import Store, open_store
 from caliper_store.web.auth import require_read
 from caliper_store.web.context import context_of
 
 logger = logging.getLogger(__name__)
 
-PROMETHEUS_MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Only this interface: the separate port has no key, so it must not face the network.
 METRICS_HOST = "127.0.0.1"
 
@@ -52,7 +57,7 @@ class StoreCollector(Collector):
             yield from self._gauges()
         except Exception as error:  # a scrape must still answer with the process's counters
             DATABASE_ERRORS.labels("metrics").inc()
-            logger.warning("metrics: the database did not answer: %s", type(error).__name__)
+            logger.warning("metrics: the database did not answer: %s", error_summary(error))
 
     def _gauges(self) -> Iterator[Metric]:
         lag_events = GaugeMetricFamily(
@@ -135,7 +140,7 @@ async def metrics(request: Request) -> Response:
     context = context_of(request)
     require_read(await context.authenticator.authenticate(request, is_cached=False))
     page = await run_in_threadpool(scrape, context.store)
-    return Response(page, media_type=PROMETHEUS_MEDIA_TYPE)
+    return Response(page, media_type=CONTENT_TYPE_LATEST)
 
 
 @contextmanager
