@@ -24,6 +24,7 @@ from caliper_store.web.problems import (
     handle_disconnect,
     handle_unexpected,
     is_logged,
+    release_frames,
     response_for,
 )
 
@@ -80,6 +81,7 @@ class CaliperStarlette(Starlette):
         try:
             response = await post_events(request)
         except CaliperStoreError as error:
+            release_frames(error)
             response = response_for(error)
         except ClientDisconnect as error:
             response = await handle_disconnect(request, error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 import orjson
@@ -108,9 +109,22 @@ def response_for(error: CaliperStoreError) -> Response:
     return problem_response(status, slug, title, error.detail, extra=extra, headers=headers)
 
 
+def release_frames(error: BaseException) -> None:
+    """Drop the locals of the finished frames an answered error's traceback holds.
+
+    An error raised in a worker thread comes back through anyio's frame, whose future holds
+    the error: a reference cycle through the traceback, so every local of every frame it
+    passed (the request body among them) lives until the collector runs, and a server process
+    collects rarely (``GC_YOUNG_THRESHOLD`` in ``web.app``). Before this, each refused 16 MiB
+    body stayed in memory, and a key sending nothing else could exhaust it.
+    """
+    traceback.clear_frames(error.__traceback__)
+
+
 async def handle_store_error(request: Request, error: Exception) -> Response:
     """Starlette exception handler for every CaliperStoreError."""
     assert isinstance(error, CaliperStoreError)
+    release_frames(error)
     return response_for(error)
 
 
@@ -135,6 +149,7 @@ async def handle_unexpected(request: Request, error: Exception) -> Response:
     request_id = REQUEST_ID.get()
     logger.exception("unhandled error on %s %s", request.method, route_template(request.scope))
     setattr(error, LOGGED_MARK, True)
+    release_frames(error)
     return problem_response(
         500,
         "internal-error",
