@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tracemalloc
 
 import pytest
@@ -47,6 +48,31 @@ def test_integers_past_64_bits_are_read_exactly(body: str) -> None:
 )
 def test_long_digit_runs_inside_strings_or_fractions_keep_the_fast_parser(body: str) -> None:
     assert not may_hold_long_integer(body.encode())
+
+
+# The rule the scan keeps: 19 digits where a number token can begin (the regex the scan
+# replaced, which read the whole body again whenever a long digit run stood anywhere).
+NUMBER_OF_19_DIGITS = re.compile(rb"(?:^|[:,\[])[ \t\n\r]*-?[0-9]{19}")
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"1", b"1" * 19, b"1" * 25, b"-", b" ", b"\n", b":", b",", b"[", b'"', b"a"]
+        ),
+        max_size=40,
+    )
+)
+@settings(max_examples=500)
+def test_the_scan_finds_a_long_number_exactly_where_the_rule_does(parts: list[bytes]) -> None:
+    body = b"".join(parts)
+    assert may_hold_long_integer(body) == (NUMBER_OF_19_DIGITS.search(body) is not None)
+
+
+def test_a_long_number_after_many_long_runs_in_strings_is_found() -> None:
+    strings = ",".join(f'"s{n}": "ab{LONG}cd"' for n in range(2_000))
+    assert not may_hold_long_integer(f"{{{strings}}}".encode())
+    assert may_hold_long_integer(f'{{{strings}, "score": {LONG}}}'.encode())
 
 
 json_values = st.recursive(

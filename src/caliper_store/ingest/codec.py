@@ -2,16 +2,16 @@
 
 orjson reads integers beyond 64 bits as floats, which would change the raw event we promise to
 keep as sent; a body that may hold a number of 19 or more digits therefore takes the exact
-(slower) standard-library parser. The first scan maps every byte to "digit or not" with
-``bytes.translate`` and looks for 19 digits in a row: two C passes, about a tenth of a regex
+(slower) standard-library parser. The scan maps every byte to "digit or not" with
+``bytes.translate`` and looks for 19 digits in a row: two C passes, about a twentieth of a regex
 search's cost. Such runs are common inside strings (7% of Learn envelopes carry one in a hex
-session id), so a second scan keeps only runs placed where a JSON number can start.
+session id, a third of 500-event envelopes), so each run found is kept only when it stands where
+a JSON number can start; the bytes before each run are read, never the whole body again.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -35,16 +35,36 @@ LONG_DIGIT_RUN = b"0" * 19
 DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 
 
-# 19 digits where a number token can begin: at the start, or after ":", "," or "[" (and
-# whitespace, and a minus). Digits inside a string can match too; that only costs speed.
-NUMBER_OF_19_DIGITS = re.compile(rb"(?:^|[:,\[])\s*-?[0-9]{19}")
+# A number token begins at the start of the body or after one of these (then whitespace, then
+# a minus). A digit run inside a string can stand there too; that only costs speed.
+BEFORE_NUMBER = b":,["
+JSON_WHITESPACE = b" \t\n\r"
+MINUS = ord("-")
 
 
 def may_hold_long_integer(body: bytes) -> bool:
     """Whether the body may hold an integer of 19 or more digits (maybe past 64 bits)."""
-    if LONG_DIGIT_RUN not in body.translate(DIGITS_TO_ZERO):
-        return False
-    return NUMBER_OF_19_DIGITS.search(body) is not None
+    digits = body.translate(DIGITS_TO_ZERO)
+    # ``find`` returns the first place that matches, so each hit is where a run of digits begins.
+    start = digits.find(LONG_DIGIT_RUN)
+    while start != -1:
+        if _may_start_number(body, start):
+            return True
+        end = digits.find(b" ", start)
+        if end == -1:
+            return False
+        start = digits.find(LONG_DIGIT_RUN, end)
+    return False
+
+
+def _may_start_number(body: bytes, start: int) -> bool:
+    """Whether the digits at ``start`` may begin a number token rather than sit in a string."""
+    place = start - 1
+    if place >= 0 and body[place] == MINUS:
+        place -= 1
+    while place >= 0 and body[place] in JSON_WHITESPACE:
+        place -= 1
+    return place < 0 or body[place] in BEFORE_NUMBER
 
 
 # What one parsed JSON value may cost at most, beyond the bytes of its text: a container is a
