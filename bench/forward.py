@@ -139,13 +139,19 @@ def _ingest_round(scenario: str, number: int, work: Path, duration_s: float) -> 
 
 def _forward_rate(database: str, work: Path, number: int, parts: int) -> float:
     """Events/s of `caliper-store forward run` delivering a store's events to a new store,
-    ``parts`` envelopes in flight (``forward_concurrency``)."""
+    ``parts`` envelopes in flight (``forward_concurrency``).
+
+    Timed from the first delivery to the last, read off the destination's row in the source
+    (one indexed read a poll): counting the destination's events each poll scanned its whole
+    table on the same two cores, and the relay's start-up is not its rate.
+    """
+    name = f"d{parts}"
     stored = _store_events(database)
     destination = Destination(work, f"catch-up-{number}-{parts}")
     _cli(
         "forward",
         "add",
-        f"d{parts}",
+        name,
         "--url",
         destination.url,
         "--key",
@@ -154,21 +160,34 @@ def _forward_rate(database: str, work: Path, number: int, parts: int) -> float:
         "--database",
         database,
     )
-    began = time.monotonic()
+    source = open_store(Settings(database_url=database))
     relay = subprocess.Popen(
         [*CLI, "forward", "run", "--database", database],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "CALIPER_STORE_FORWARD_CONCURRENCY": str(parts)},
     )
-    while _store_events(destination.database) < stored:
-        time.sleep(0.2)  # polling for the end of the run; the figure is total time
-    elapsed = time.monotonic() - began
-    relay.terminate()
-    relay.wait()
+    try:
+        first: tuple[float, int] | None = None
+        delivered = 0
+        while delivered < stored:
+            time.sleep(0.05)  # polling for deliveries; the figure is the span they took
+            delivered = source.forwarding.get(name).delivered_events
+            if first is None and delivered > 0:
+                first = (time.monotonic(), delivered)
+        assert first is not None
+        began, first_delivered = first
+        rate = (delivered - first_delivered) / max(time.monotonic() - began, 1e-9)
+    finally:
+        relay.terminate()
+        relay.wait()
+        source.close()
+    received = _store_events(destination.database)
     destination.stop()
-    _cli("forward", "remove", f"d{parts}", "--database", database)
-    return stored / elapsed
+    _cli("forward", "remove", name, "--database", database)
+    if received != stored:
+        raise SystemExit(f"forward x{parts}: {stored} events stored, {received} delivered")
+    return rate
 
 
 def _sensor_round(scenario: str, number: int, work: Path, events: int) -> tuple[float, float]:

@@ -86,6 +86,11 @@ class _InFlight:
     wanted: int
     read: int
 
+    def has_arrived(self) -> bool:
+        """Whether the destination has taken the whole batch already (dead letters kept)."""
+        future = self.parked
+        return future.done() and future.exception() is None and future.result() is not None
+
 
 class Delivery:
     """Delivers batches to one destination: retries, splits, dead letters, cursor moves."""
@@ -108,14 +113,16 @@ class Delivery:
         self._in_flight: deque[_InFlight] = deque()
         self._read_cursor = destination.cursor
 
-    def step(self) -> int | None:
-        """Deliver the oldest batch in flight, after filling the window; events it held.
+    def step(self, destination: Destination | None = None) -> int | None:
+        """Deliver the oldest batch in flight, after filling the window; events it moved past.
 
         Up to ``concurrency`` batches (one envelope each) are in flight at once; the cursor
         moves only past the oldest, once the destination took it, so it never passes a batch
-        still on its way. 0: nothing new to deliver; None: told to stop.
+        still on its way. The batches behind it that have already arrived go with it, in one
+        write of the cursor. 0: nothing new to deliver; None: told to stop. ``destination``
+        is the row just read, if the caller has it.
         """
-        destination = self._destination = self._book.get(self._destination.name)
+        destination = self._destination = destination or self._book.get(self._destination.name)
         if not self._in_flight:
             self._read_cursor = destination.cursor
         while len(self._in_flight) < self._options.concurrency:
@@ -145,17 +152,24 @@ class Delivery:
         if parked is None:
             self._abandon()
             return None
+        arrived = [(oldest, parked)]
+        while self._in_flight and self._in_flight[0].has_arrived():
+            batch = self._in_flight.popleft()
+            arrived.append((batch, batch.parked.result() or 0))
+        newest = arrived[-1][0]
+        delivered = sum(batch.wanted - parked for batch, parked in arrived)
+        dead = sum(parked for _, parked in arrived)
         self._book.advance(
             destination.id,
-            oldest.cursor,
-            received_at=oldest.received_at,
-            delivered=oldest.wanted - parked,
+            newest.cursor,
+            received_at=newest.received_at,
+            delivered=delivered,
             now=now_text(),
         )
-        FORWARDED_EVENTS.labels(destination.name, "delivered").inc(oldest.wanted - parked)
-        if parked:
-            FORWARDED_EVENTS.labels(destination.name, "dead_letter").inc(parked)
-        return oldest.read
+        FORWARDED_EVENTS.labels(destination.name, "delivered").inc(delivered)
+        if dead:
+            FORWARDED_EVENTS.labels(destination.name, "dead_letter").inc(dead)
+        return sum(batch.read for batch, _ in arrived)
 
     def close(self) -> None:
         """Wait for what is in flight (it stops at its next wait); the sink stays open."""
@@ -289,9 +303,10 @@ class Relay:
         try:
             while not (own_stop.is_set() or stop.is_set()):
                 try:
-                    if self._book.get(destination.name).is_paused:
+                    current = self._book.get(destination.name)
+                    if current.is_paused:
                         return
-                    delivered = delivery.step()
+                    delivered = delivery.step(current)
                 except NotFound:
                     return  # removed
                 except SQLAlchemyError:
