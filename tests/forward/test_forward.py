@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,9 @@ import psycopg
 import pytest
 
 from caliper_store.config import Settings
-from caliper_store.forward import HttpSink, RelayOptions, forward_once
+from caliper_store.forward import Answer, HttpSink, RelayOptions, forward_once
 from caliper_store.sensor import Sensor, SensorOptions, new_event_id
-from caliper_store.storage import Store, open_store
+from caliper_store.storage import EventRecord, ForwardBook, Store, open_store
 from caliper_store.storage.schema import EVENT_COLUMNS
 from tests.conftest import start_server
 from tests.fixtures.payloads import canvas_event
@@ -177,6 +178,51 @@ def test_many_batches_in_flight_deliver_each_event_once_and_move_the_cursor_to_t
     assert pair.arrived() == set(sent)
     assert book.lag(book.get("wide")).events == 0
     assert book.get("wide").delivered_events == 500
+
+
+class FirstBatchLast:
+    """An HTTP sink whose first batch waits until the poison event behind it is a dead letter,
+    so the relay finds the batches behind the oldest already arrived, one with a dead letter."""
+
+    def __init__(self, sink: HttpSink, book: ForwardBook, name: str) -> None:
+        self._sink = sink
+        self._book = book
+        self._name = name
+        self._lock = threading.Lock()
+        self._is_first_taken = False
+
+    def deliver(self, records: Sequence[EventRecord]) -> Answer:
+        with self._lock:
+            is_first = not self._is_first_taken
+            self._is_first_taken = True
+        if is_first:
+            wait_for(lambda: bool(self._book.dead_letters(self._name)), "the dead letter")
+        return self._sink.deliver(records)
+
+    def close(self) -> None:
+        self._sink.close()
+
+
+def test_a_poison_event_among_many_batches_in_flight_is_counted_once_as_a_dead_letter(
+    pair: Pair,
+) -> None:
+    url = pair.destination.base_url + "/caliper"
+    pair.forward(
+        "forward", "add", "wide", "--url", url, "--key", pair.destination_key, "--batch-size", "20"
+    )
+    pair.forward("forward", "pause", "wide")  # delivered here, with a window of 8
+    before = pair.send(130)
+    poison = pair.send(1, extensions={"note": "x" * 300_000})  # over the destination's limit
+    after = pair.send(150)
+    book = pair.source_store.forwarding
+    sink = FirstBatchLast(HttpSink(url, pair.destination_key, timeout_s=30), book, "wide")
+    read = forward_once(book, book.get("wide"), sink, RelayOptions(concurrency=8))
+    sink.close()
+    assert read == 281
+    assert pair.arrived() == set(before + after)
+    assert [letter.event_id for letter in book.dead_letters("wide")] == poison
+    assert book.get("wide").delivered_events == 280
+    assert book.lag(book.get("wide")).events == 0
 
 
 def test_a_wrong_key_is_waited_out_not_turned_into_dead_letters(pair: Pair) -> None:
