@@ -157,8 +157,8 @@ class Delivery:
             batch = self._in_flight.popleft()
             arrived.append((batch, batch.parked.result() or 0))
         newest = arrived[-1][0]
-        delivered = sum(batch.wanted - parked for batch, parked in arrived)
-        dead = sum(parked for _, parked in arrived)
+        delivered = sum(batch.wanted - batch_parked for batch, batch_parked in arrived)
+        dead = sum(batch_parked for _, batch_parked in arrived)
         self._book.advance(
             destination.id,
             newest.cursor,
