@@ -33,7 +33,7 @@ from caliper_store.query import (
 from caliper_store.reports import Report, report_csv, run_report
 from caliper_store.storage import micros_text, utc_micros
 from caliper_store.web.context import AppContext, context_of
-from caliper_store.web.problems import status_of
+from caliper_store.web.problems import release_frames, status_of
 from caliper_store.web.session import (
     Session,
     SessionSigner,
@@ -119,6 +119,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             return await handler(request, context, session)
         except CaliperStoreError as error:  # a bad parameter, a report past the time limit
+            release_frames(error)
             status = status_of(error)
             return _page(
                 "error.html", status_code=status, session=session, error=error.detail, title="Error"
