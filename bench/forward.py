@@ -170,6 +170,7 @@ def _forward_rate(database: str, work: Path, number: int, parts: int) -> float:
         database,
     )
     source = open_store(Settings(database_url=database))
+    started = time.monotonic()
     relay = subprocess.Popen(
         [*CLI, "forward", "run", "--database", database],
         stdout=subprocess.DEVNULL,
@@ -186,7 +187,9 @@ def _forward_rate(database: str, work: Path, number: int, parts: int) -> float:
                 first = (time.monotonic(), delivered)
         assert first is not None
         began, first_delivered = first
-        rate = (delivered - first_delivered) / max(time.monotonic() - began, 1e-9)
+        if first_delivered == delivered:  # all of it between two polls: no span to time
+            began, first_delivered = started, 0
+        rate = (delivered - first_delivered) / (time.monotonic() - began)
     finally:
         relay.terminate()
         relay.wait()
