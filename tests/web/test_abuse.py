@@ -39,7 +39,7 @@ PEAK_GROWTH_BOUND_MIB = 256
 KEPT_GROWTH_BOUND_MIB = 30
 # glibc serves a block as large as one it freed from its heaps from then on, and keeps what it
 # frees there, up to a body in each worker thread's arena (a fixed server once kept 77 MiB
-# after four bodies at once, and 1-3 MiB in other runs). A fixed threshold maps every block of
+# after four bodies at once, and 0-22 MiB in other runs). A fixed threshold maps every block of
 # 128 KiB or more on its own and unmaps it when freed, so the RSS is what the server holds.
 ALLOCATOR_GIVES_BACK = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 EMPTY_OBJECTS_16_MIB = b"[" + b",".join([b"{}"] * (16 * MIB // 3 - 1)) + b"]"
