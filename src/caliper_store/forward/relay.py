@@ -86,10 +86,15 @@ class _InFlight:
     wanted: int
     read: int
 
-    def has_arrived(self) -> bool:
-        """Whether the destination has taken the whole batch already (dead letters kept)."""
+    def parked_if_arrived(self) -> int | None:
+        """Dead letters of the batch, once the destination has taken all of it; else None.
+
+        None while the batch is on its way, or if it failed or was told to stop.
+        """
         future = self.parked
-        return future.done() and future.exception() is None and future.result() is not None
+        if not future.done() or future.exception() is not None:
+            return None
+        return future.result()
 
 
 class Delivery:
@@ -153,9 +158,8 @@ class Delivery:
             self._abandon()
             return None
         arrived = [(oldest, parked)]
-        while self._in_flight and self._in_flight[0].has_arrived():
-            batch = self._in_flight.popleft()
-            arrived.append((batch, batch.parked.result() or 0))
+        while self._in_flight and (behind := self._in_flight[0].parked_if_arrived()) is not None:
+            arrived.append((self._in_flight.popleft(), behind))
         newest = arrived[-1][0]
         delivered = sum(batch.wanted - batch_parked for batch, batch_parked in arrived)
         dead = sum(batch_parked for _, batch_parked in arrived)
