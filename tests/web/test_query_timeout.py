@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import start_server
 from tests.fixtures.events import bulk_insert
 from tests.fixtures.server import ServerProcess, run_cli
-from tests.fixtures.slow_reads import BACKENDS, module_database, quarantine_rows
+from tests.fixtures.slow_reads import BACKENDS, module_database
 
 from caliper_store.config import Settings
 from caliper_store.storage import Store, open_store
@@ -21,9 +21,11 @@ NOW = "2024-01-01T00:00:00.000000Z"
 # 150,000 events here on either backend, while an indexed read takes well under a millisecond.
 # The server's limit sits between the two, far from both.
 EVENTS = 150_000
-QUARANTINED = 30_000
 SERVER_LIMIT_MS = 10
 # The CLI needs no fast read beside the slow one: its limit is set far below any scan.
+# Listing quarantine by reason is no such scan: once PostgreSQL has analyzed the table it
+# reads the reason index and answers in under 0.1 ms, inside any limit (CI saw it pass 1 ms);
+# tests/storage/test_time_limit.py stops quarantine reads on a filter that has no index.
 CLI_LIMIT_MS = 1
 SLOW = {"sessionId": "urn:no-such-session"}
 
@@ -50,8 +52,6 @@ def filled_database(url: str) -> tuple[str, str]:
     try:
         store.require_current_schema(create_if_empty=True)
         bulk_insert(store, EVENTS)
-        with store.write_transaction() as transaction:
-            transaction.insert_quarantine(quarantine_rows(QUARANTINED))
         key, _ = store.keys.create(label="analyst", now=NOW, scopes=("read",))
         return key, next(store.iter_event_ids())
     finally:
@@ -118,9 +118,8 @@ def test_an_export_whose_first_batch_runs_over_answers_503(served: Served) -> No
     [
         ["events", "--session-id", SLOW["sessionId"]],
         ["export", "--session-id", SLOW["sessionId"]],
-        ["quarantine", "list", "--reason", "no_such_reason"],
     ],
-    ids=["events", "export", "quarantine-list"],
+    ids=["events", "export"],
 )
 def test_the_cli_prints_one_line_and_exits_non_zero_past_the_time_limit(
     served: Served, command: list[str]
