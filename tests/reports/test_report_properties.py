@@ -2,12 +2,13 @@
 
 Each example sends its own events (some envelopes twice) into courses of its own, then compares
 student-activity, course-activity and courses with figures computed here, independently, from
-the raw JSON the store returns for those courses.
+the raw JSON the store returns for those courses, and delivery with the envelopes it sent.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -151,7 +152,63 @@ def test_reports_agree_with_the_raw_events(
         by_day = Counter(event["eventTime"][:10] for event in raw)
         assert {row["date"]: row["events"] for row in days.rows} == dict(by_day)
         assert (courses[course]["events"], courses[course]["students"]) == (len(raw), len(expected))
+    assert _delivered(store, key) == _expected_delivery(events, envelopes, resent)
     assert verify_rollups(store) == []
+
+
+def _delivered(store: Store, key: ApiKey) -> list[tuple[object, ...]]:
+    """This example's key's rows of the delivery report for the day everything was sent."""
+    found = run_report(
+        store,
+        "delivery",
+        {"since": ["2024-05-10"], "until": ["2024-05-11"], "at": ["2024-05-11"]},
+        Settings(),
+    )
+    return [
+        (
+            row["hour"],
+            row["envelopes"],
+            row["duplicates"],
+            row["eventsStored"],
+            row["lagP50Seconds"],
+            row["lagP95Seconds"],
+            row["lagMaxSeconds"],
+        )
+        for row in found.rows
+        if row["keyId"] == key.id
+    ]
+
+
+def _expected_delivery(
+    events: list[dict[str, Any]], envelopes: list[list[dict[str, Any]]], resent: set[int]
+) -> list[tuple[object, ...]]:
+    """One hour: every envelope, the re-sent ones' events as duplicates, and the lags of the
+    events stored (received at their first envelope's time), as nearest-rank percentiles."""
+    lags = sorted(
+        (datetime(2024, 5, 10, 0, 0, number, tzinfo=UTC) - _moment(event)).total_seconds()
+        for number, batch in enumerate(envelopes)
+        for event in batch
+    )
+    again = [batch for number, batch in enumerate(envelopes) if number in resent]
+
+    def rank(percent: int) -> float:
+        return lags[max(1, math.ceil(percent * len(lags) / 100)) - 1]
+
+    return [
+        (
+            "2024-05-10T00:00:00.000000Z",
+            len(envelopes) + len(again),
+            sum(len(batch) for batch in again),
+            len(events),
+            rank(50),
+            rank(95),
+            lags[-1],
+        )
+    ]
+
+
+def _moment(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["eventTime"])
 
 
 def _key(store: Store, example: int) -> ApiKey:

@@ -37,7 +37,7 @@ from tests.reports.course_data import (
 
 from caliper_store.config import Settings
 from caliper_store.errors import InvalidQuery, NotFound
-from caliper_store.reports import Report, report_csv, run_report
+from caliper_store.reports import Report, report_csv, run_report, run_reports
 from caliper_store.storage import Store
 
 AFTER_A_WEEK = "2024-03-12T10:00:00Z"
@@ -382,3 +382,21 @@ def test_overview_counts_events_per_day_and_key(course: Store) -> None:
         ("2024-03-04", "Moodle", 3),
         ("2024-03-05", "Learn", 2),
     ]
+
+
+def test_reports_run_together_answer_as_each_alone(course: Store) -> None:
+    # The dashboard's course page: three reports over one course, from one snapshot, reading
+    # its events once; each must answer what it answers alone.
+    wanted: list[tuple[str, dict[str, list[str]]]] = [
+        ("student-activity", {"groupId": [COURSE_A], "at": [AFTER_A_WEEK]}),
+        ("course-activity", {"groupId": [COURSE_A]}),
+        ("at-risk", {"groupId": [COURSE_A], "at": [AFTER_A_WEEK]}),
+        ("grades", {"groupId": [COURSE_A], "actorId": [S2]}),
+        ("delivery", {"at": ["2024-03-05T14:30:00Z"]}),
+    ]
+    together = run_reports(course, wanted, Settings())
+    alone = [run_report(course, name, values, Settings()) for name, values in wanted]
+    assert [(found.name, found.rows, found.summary) for found in together] == [
+        (found.name, found.rows, found.summary) for found in alone
+    ]
+    assert all(found.rows for found in together)

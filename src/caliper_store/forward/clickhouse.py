@@ -25,7 +25,14 @@ import orjson
 
 from caliper_store.errors import ConfigurationError, DestinationUnavailable, InvalidQuery
 from caliper_store.forward.sinks import Answer
-from caliper_store.storage import Condition, EventRecord, GroupRollup, group_name, iri_key
+from caliper_store.storage import (
+    EVENT_TIME_MICROS,
+    Condition,
+    EventRecord,
+    GroupRollup,
+    group_name,
+    iri_key,
+)
 
 DEFAULT_DATABASE = "caliper"
 DEFAULT_TABLE = "caliper_events"
@@ -360,6 +367,8 @@ _TIME_COLUMNS = frozenset({"event_time", "received_at"})
 
 def _select(column: str) -> str:
     """A column as the store spells its values: times as UTC text with microseconds."""
+    if column == EVENT_TIME_MICROS:
+        return f"toUnixTimestamp64Micro(event_time) AS {EVENT_TIME_MICROS}"
     return _time_text(column, column) if column in _TIME_COLUMNS else column
 
 
@@ -371,7 +380,7 @@ def _time_text(expression: str, alias: str) -> str:
 def _value(name: str, value: Any) -> object:
     if name in _EMPTY_IS_NONE and value == "":
         return None
-    if name in ("seq", "api_key_id"):
+    if name in ("seq", "api_key_id", EVENT_TIME_MICROS):
         return int(value)
     return value
 

@@ -27,6 +27,7 @@ from caliper_store.reports.run import (
     report_table,
     run_report,
     run_report_on,
+    run_reports,
 )
 
 __all__ = [
@@ -50,5 +51,6 @@ __all__ = [
     "report_table",
     "run_report",
     "run_report_on",
+    "run_reports",
     "verify_rollups",
 ]

@@ -160,7 +160,7 @@ def _read_course(snapshot: EventSource, query: ReportQuery) -> _Course:
             graded.append(event)
         if not event.is_person:
             continue
-        micros = event.time_micros
+        micros = event.event_time_micros
         person = people.get(event.actor_id)
         if person is None:
             person = people[event.actor_id] = _Person(event.actor_id)
@@ -255,7 +255,7 @@ def course_activity(snapshot: Snapshot, query: ReportQuery, settings: ReportSett
         *time_conditions(query.since, query.until),
     ]
     for event in read_events(snapshot, conditions):
-        day = day_of(event.time_micros, zone)
+        day = day_of(event.event_time_micros, zone)
         by_day[day.isoformat()][event.event_type] += 1
         if event.is_person:
             students_by_day[day.isoformat()].add(event.actor_id)
@@ -388,6 +388,7 @@ def _course_tallies_from_events(
     tallies: dict[str, _CourseTally] = {}
     students: dict[str, set[str]] = defaultdict(set)
     recent: dict[str, set[str]] = defaultdict(set)
+    last_micros: dict[str, int] = {}
     for event in read_events(snapshot, time_conditions(query.since, query.until)):
         group = event.group_id
         if group is None:
@@ -396,15 +397,16 @@ def _course_tallies_from_events(
         if tally is None:
             tally = tallies[group] = _CourseTally(first=event.event_time)
         tally.events += 1
-        tally.last = event.event_time
+        last_micros[group] = event.event_time_micros
         tally.keys.add(event.api_key_id)
         if event.sensor:
             tally.sensors.add(event.sensor)
         if event.is_person:
             students[group].add(event.actor_id)
-            if recent_since <= event.time_micros < at:
+            if recent_since <= event.event_time_micros < at:
                 recent[group].add(event.actor_id)
     for group, tally in tallies.items():
+        tally.last = micros_text(last_micros[group])
         tally.students = len(students[group])
         tally.active = len(recent[group])
     return tallies

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from caliper_store.reports.measures import (
-    MICROS_PER_DAY,
-    MICROS_PER_SECOND,
-    nearest_rank,
-    read_events,
-    rounded,
-)
+from caliper_store.reports.measures import MICROS_PER_DAY, MICROS_PER_SECOND, rounded
 from caliper_store.reports.params import ReportQuery
 from caliper_store.reports.report import Report, ReportSettings, as_of, method_of
-from caliper_store.storage import Condition, ReceiptSummary, Snapshot, micros_text, utc_micros
-
-MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
+from caliper_store.storage import LagHour, Snapshot, micros_text, utc_micros
 
 DEFINITIONS = {
     "window": "Requests and events by the time the store received them, in [since, until); by "
@@ -34,6 +26,9 @@ DEFINITIONS = {
     "in the same window the day before.",
 }
 
+# One row of the report: a key, a sensor (None when the request named none) and an hour.
+HourKey = tuple[int, str | None, str]
+
 
 @dataclass
 class _Hour:
@@ -44,72 +39,48 @@ class _Hour:
     quarantined: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     last_seen: str | None = None
-    lags: list[float] = field(default_factory=list)
-
-
-def _hour_of(received_at: str) -> str:
-    micros = utc_micros(received_at)
-    return micros_text(micros - micros % MICROS_PER_HOUR)
+    lag: LagHour | None = None
 
 
 def delivery(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -> Report:
-    """Per key, sensor and hour: requests, items, outcomes, quarantine reasons and lag."""
+    """Per key, sensor and hour: requests, items, outcomes, quarantine reasons and lag.
+
+    The database adds up each hour (receipts, quarantine, the events' lags), so the report
+    reads a few rows per key and hour, not every request and event of the window.
+    """
     at = utc_micros(query.at)
     until = query.until or query.at
     since = query.since or micros_text(utc_micros(until) - MICROS_PER_DAY)
-    silent_micros = settings.silent_after_minutes * 60 * MICROS_PER_SECOND
-    yesterday_from = at - MICROS_PER_DAY - silent_micros
-    read_from = min(since, micros_text(yesterday_from))
-    read_until = max(until, query.at)
-    receipts = snapshot.receipts(read_from, read_until)
-    hours: dict[tuple[int, str | None, str], _Hour] = defaultdict(_Hour)
-    sensor_of: dict[int, str | None] = {}
-    for receipt in receipts:
-        sensor_of[receipt.id] = receipt.sensor
-        if not since <= receipt.received_at < until:
-            continue
-        hour = hours[receipt.api_key_id, receipt.sensor, _hour_of(receipt.received_at)]
-        hour.envelopes += 1
-        hour.items += receipt.item_count
-        hour.stored += receipt.stored_count
-        hour.duplicates += receipt.duplicate_count
-        hour.quarantined += receipt.quarantined_count
-        hour.last_seen = max(hour.last_seen or "", receipt.received_at)
-    for item in snapshot.quarantined(since, until):
-        sensor = sensor_of.get(item.receipt_id)
-        hours[item.api_key_id, sensor, _hour_of(item.received_at)].reasons[item.reason] += 1
-    received = [
-        Condition("received_at", ">=", (since,)),
-        Condition("received_at", "<", (until,)),
-    ]
-    for event in read_events(snapshot, received):
-        lag = (utc_micros(event.received_at) - event.time_micros) / MICROS_PER_SECOND
-        hour = hours[event.api_key_id, event.sensor, _hour_of(event.received_at)]
-        hour.lags.append(lag)
+    hours: dict[HourKey, _Hour] = {}
+
+    def hour_of(key: HourKey) -> _Hour:
+        return hours.setdefault(key, _Hour())
+
+    for sent in snapshot.receipt_hours(since, until):
+        hour = hour_of((sent.api_key_id, sent.sensor, sent.hour))
+        hour.envelopes = sent.envelopes
+        hour.items = sent.items
+        hour.stored = sent.stored
+        hour.duplicates = sent.duplicates
+        hour.quarantined = sent.quarantined
+        hour.last_seen = sent.last_seen
+    for held in snapshot.quarantine_hours(since, until):
+        hour_of((held.api_key_id, held.sensor, held.hour)).reasons[held.reason] += held.items
+    for lag in snapshot.lag_hours(since, until):
+        hour_of((lag.api_key_id, lag.sensor, lag.hour)).lag = lag
     labels = snapshot.key_labels()
-    rows = []
-    for (key_id, sensor, hour_start), hour in sorted(hours.items(), key=_order):
-        lags = sorted(hour.lags)
-        rows.append(
-            {
-                "keyId": key_id,
-                "keyLabel": labels.get(key_id),
-                "sensor": sensor,
-                "hour": hour_start,
-                "envelopes": hour.envelopes,
-                "items": hour.items,
-                "stored": hour.stored,
-                "duplicates": hour.duplicates,
-                "quarantined": hour.quarantined,
-                "quarantinedByReason": dict(sorted(hour.reasons.items())),
-                "eventsStored": len(lags),
-                "lastSeenAt": hour.last_seen,
-                "lagP50Seconds": rounded(nearest_rank(lags, 50), 3),
-                "lagP95Seconds": rounded(nearest_rank(lags, 95), 3),
-                "lagMaxSeconds": rounded(lags[-1], 3) if lags else None,
-            }
+    rows = [
+        _row(key, hour, labels) for key, hour in sorted(hours.items(), key=lambda kv: _order(kv[0]))
+    ]
+    summary = {
+        "keys": _keys(
+            snapshot,
+            labels,
+            at=at,
+            silent_micros=settings.silent_after_minutes * 60 * MICROS_PER_SECOND,
+            since=since,
         )
-    summary = {"keys": _keys(receipts, labels, at=at, silent_micros=silent_micros)}
+    }
     return Report(
         "delivery",
         rows,
@@ -125,29 +96,50 @@ def delivery(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -
     )
 
 
-def _order(entry: tuple[tuple[int, str | None, str], _Hour]) -> tuple[int, str, str]:
-    (key_id, sensor, hour), _ = entry
+def _row(key: HourKey, hour: _Hour, labels: dict[int, str]) -> dict[str, Any]:
+    key_id, sensor, hour_start = key
+    lag = hour.lag
+    return {
+        "keyId": key_id,
+        "keyLabel": labels.get(key_id),
+        "sensor": sensor,
+        "hour": hour_start,
+        "envelopes": hour.envelopes,
+        "items": hour.items,
+        "stored": hour.stored,
+        "duplicates": hour.duplicates,
+        "quarantined": hour.quarantined,
+        "quarantinedByReason": dict(sorted(hour.reasons.items())),
+        "eventsStored": 0 if lag is None else lag.events,
+        "lastSeenAt": hour.last_seen,
+        "lagP50Seconds": _seconds(None if lag is None else lag.p50_micros),
+        "lagP95Seconds": _seconds(None if lag is None else lag.p95_micros),
+        "lagMaxSeconds": _seconds(None if lag is None else lag.max_micros),
+    }
+
+
+def _seconds(micros: int | None) -> float | None:
+    return None if micros is None else rounded(micros / MICROS_PER_SECOND, 3)
+
+
+def _order(key: HourKey) -> tuple[int, str, str]:
+    key_id, sensor, hour = key
     return key_id, sensor or "", hour
 
 
 def _keys(
-    receipts: list[ReceiptSummary], labels: dict[int, str], *, at: int, silent_micros: int
+    snapshot: Snapshot, labels: dict[int, str], *, at: int, silent_micros: int, since: str
 ) -> list[dict[str, Any]]:
     """Each key that sent in the window or the day before: when it was last seen, and silent."""
-    last_seen: dict[int, str] = {}
-    sent_recently: set[int] = set()
-    sent_yesterday: set[int] = set()
-    for receipt in receipts:
-        received = utc_micros(receipt.received_at)
-        if received >= at:
-            continue
-        key_id = receipt.api_key_id
-        last_seen[key_id] = max(last_seen.get(key_id, ""), receipt.received_at)
-        if received >= at - silent_micros:
-            sent_recently.add(key_id)
-        day_before = at - MICROS_PER_DAY
-        if day_before - silent_micros <= received < day_before:
-            sent_yesterday.add(key_id)
+    day_before = at - MICROS_PER_DAY
+
+    def senders(start: int, end: int) -> dict[int, str]:
+        return snapshot.key_last_seen(micros_text(start), micros_text(end))
+
+    first = min(utc_micros(since), day_before - silent_micros)
+    last_seen = senders(first, at)
+    sent_recently = senders(at - silent_micros, at)
+    sent_yesterday = senders(day_before - silent_micros, day_before)
     return [
         {
             "keyId": key_id,

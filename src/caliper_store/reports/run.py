@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -77,6 +77,34 @@ def run_report(
     query = _query_of(spec, values, settings, now=now, by_param=by_param)
     with REPORT_SECONDS.labels(name).time(), store.snapshot() as snapshot:
         return spec.build(snapshot, query, ReportSettings.from_settings(settings))
+
+
+def run_reports(
+    store: Store,
+    wanted: Sequence[tuple[str, Mapping[str, Sequence[str]]]],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+) -> list[Report]:
+    """Several reports, ``(name, parameters)`` each, from one snapshot of the store.
+
+    A page that shows them together gets figures of the same moment, and a read two of them
+    make (a course's events, its people's names) is made once. The time limit bounds them
+    together. Raises as ``run_report`` does.
+    """
+    moment = now or datetime.now(UTC)
+    specs = [(report_spec(name), values) for name, values in wanted]
+    queries = [
+        (spec, _query_of(spec, values, settings, now=moment, by_param=True))
+        for spec, values in specs
+    ]
+    report_settings = ReportSettings.from_settings(settings)
+    found = []
+    with store.snapshot(shares_reads=True) as snapshot:
+        for spec, query in queries:
+            with REPORT_SECONDS.labels(spec.name).time():
+                found.append(spec.build(snapshot, query, report_settings))
+    return found
 
 
 # The reports that run on any EventSource (ClickHouse as well as the store).

@@ -16,7 +16,7 @@ from caliper_store.reports.measures import (
 )
 from caliper_store.reports.params import ReportQuery
 from caliper_store.reports.report import Report, ReportSettings, as_of, method_of
-from caliper_store.storage import Condition, Snapshot, utc_micros
+from caliper_store.storage import Condition, Snapshot
 
 SESSION_ACTIONS = {"LoggedIn": "logins", "LoggedOut": "logouts", "TimedOut": "timeouts"}
 END_ACTIONS = ("LoggedOut", "TimedOut")
@@ -38,13 +38,12 @@ DEFINITIONS = {
 class _Session:
     login: ReportEvent
     end: ReportEvent | None = None
-    last_seen: str | None = None
+    last_seen: ReportEvent | None = None
 
     @property
-    def ended_at(self) -> str:
-        if self.end is not None:
-            return self.end.event_time
-        return self.last_seen or self.login.event_time
+    def ended_by(self) -> ReportEvent:
+        """The event the session ends with: its end, else its last event, else its login."""
+        return self.end or self.last_seen or self.login
 
 
 def _last_events(snapshot: Snapshot, open_sessions: list[_Session], until: str | None) -> None:
@@ -60,8 +59,8 @@ def _last_events(snapshot: Snapshot, open_sessions: list[_Session], until: str |
         for event in read_events(snapshot, conditions):
             for session in by_actor[event.actor_id]:
                 is_same = event.session_id == session.login.session_id
-                if is_same and event.event_time >= session.login.event_time:
-                    session.last_seen = event.event_time
+                if is_same and event.event_time_micros >= session.login.event_time_micros:
+                    session.last_seen = event
 
 
 def sessions(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -> Report:
@@ -90,7 +89,9 @@ def sessions(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -
             event.action != "LoggedIn" and event.session_id in own_sessions
         )
         if is_own:
-            days[day_of(event.time_micros, zone).isoformat()][SESSION_ACTIONS[event.action]] += 1
+            days[day_of(event.event_time_micros, zone).isoformat()][
+                SESSION_ACTIONS[event.action]
+            ] += 1
     found: list[_Session] = []
     by_session: dict[str, list[_Session]] = defaultdict(list)
     for login in logins:
@@ -102,13 +103,15 @@ def sessions(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -
     for session_id, opened in by_session.items():
         ending = ends.get(session_id, [])
         for position, session in enumerate(opened):
-            limit = opened[position + 1].login.event_time if position + 1 < len(opened) else None
+            limit = (
+                opened[position + 1].login.event_time_micros if position + 1 < len(opened) else None
+            )
             session.end = next(
                 (
                     end
                     for end in ending
-                    if end.event_time >= session.login.event_time
-                    and (limit is None or end.event_time < limit)
+                    if end.event_time_micros >= session.login.event_time_micros
+                    and (limit is None or end.event_time_micros < limit)
                 ),
                 None,
             )
@@ -135,13 +138,13 @@ def sessions(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -
 
 
 def _row(session: _Session) -> dict[str, Any]:
-    ended_at = session.ended_at
-    seconds = (utc_micros(ended_at) - session.login.time_micros) / MICROS_PER_SECOND
+    ended_by = session.ended_by
+    seconds = (ended_by.event_time_micros - session.login.event_time_micros) / MICROS_PER_SECOND
     return {
         "actorId": session.login.actor_id,
         "sessionId": session.login.session_id,
         "startedAt": session.login.event_time,
-        "endedAt": ended_at,
+        "endedAt": ended_by.event_time,
         "endedBy": session.end.action if session.end is not None else "lastEvent",
         "durationSeconds": rounded(seconds),
     }

@@ -45,10 +45,12 @@ from caliper_store.storage.rollups import group_name
 from caliper_store.storage.schema import iri_key, micros_text, utc_micros, utc_text
 from caliper_store.storage.search import Condition, EventRecord
 from caliper_store.storage.snapshot import (
+    EVENT_TIME_MICROS,
     EventSource,
     GroupRollup,
-    QuarantineSummary,
-    ReceiptSummary,
+    LagHour,
+    QuarantineHour,
+    ReceiptHour,
     Snapshot,
 )
 from caliper_store.storage.usage import storage_usage
@@ -57,6 +59,7 @@ from caliper_store.storage.writer import GroupCommitWriter, commit_batch
 __all__ = [
     "AUDIT_ACTIONS",
     "DEFAULT_BATCH_EVENTS",
+    "EVENT_TIME_MICROS",
     "ApiKey",
     "AuditEntry",
     "Condition",
@@ -79,11 +82,12 @@ __all__ = [
     "ItemVerdict",
     "KeyRegistry",
     "Lag",
+    "LagHour",
+    "QuarantineHour",
     "QuarantineRow",
-    "QuarantineSummary",
     "Reason",
     "Receipt",
-    "ReceiptSummary",
+    "ReceiptHour",
     "RemovalTotals",
     "Replay",
     "SchemaState",

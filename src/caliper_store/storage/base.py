@@ -185,13 +185,19 @@ class Store(ABC):
             QueryTimeout: a statement ran past the limit (built by ``search.query_timeout``).
         """
 
-    def snapshot(self, *, is_time_limited: bool = True) -> AbstractContextManager[Snapshot]:
+    def snapshot(
+        self, *, is_time_limited: bool = True, shares_reads: bool = False
+    ) -> AbstractContextManager[Snapshot]:
         """One consistent read of events, receipts and quarantine (see ``storage.snapshot``).
 
         Reports run under query_timeout_ms; a verification of the rollups reads every event.
+        ``shares_reads``: reports run together serve a read they repeat from memory.
         """
         return read_snapshot(
-            self.engine, self.raw_codec, self.time_limit if is_time_limited else None
+            self.engine,
+            self.raw_codec,
+            self.time_limit if is_time_limited else None,
+            shares_reads=shares_reads,
         )
 
     def set_group_names(self, names: Sequence[tuple[int, str, str]]) -> None:

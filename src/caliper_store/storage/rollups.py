@@ -31,7 +31,8 @@ from caliper_store.storage.schema import iri_key, utc_micros
 
 # Writers of one database whose counter rows never collide (PostgreSQL; SQLite has one writer).
 ROLLUP_SHARDS = 16
-MICROS_PER_DAY = 86_400_000_000
+MICROS_PER_SECOND = 1_000_000
+MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
 
 
 # The group fields a course is named by, in order: a CourseSection's name, else its number.
@@ -277,6 +278,20 @@ def utc_day_sql(dialect_name: str, column: str = "event_time") -> str:
         return f"CAST(floor(extract(epoch FROM {column}) / 86400) AS INTEGER)"
     day = MICROS_PER_DAY
     return f"(({column} - ((({column} % {day}) + {day}) % {day})) / {day})"
+
+
+def utc_hour_sql(dialect_name: str, column: str, *, is_micros: bool = False) -> str:
+    """SQL for the UTC hour of a time column as text, ``2024-03-04T14`` (what reports group by).
+
+    ``is_micros``: the column is integer microseconds on SQLite (``UtcMicros``), else text.
+    """
+    if dialect_name == "postgresql":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')"
+    if not is_micros:
+        return f"substr({column}, 1, 13)"
+    second = MICROS_PER_SECOND
+    whole_seconds = f"(({column} - ((({column} % {second}) + {second}) % {second})) / {second})"
+    return f"strftime('%Y-%m-%dT%H', {whole_seconds}, 'unixepoch')"
 
 
 def recount_sql(dialect_name: str) -> dict[str, str]:

@@ -30,7 +30,7 @@ from caliper_store.query import (
     quarantine_page,
     search_page,
 )
-from caliper_store.reports import Report, report_csv, run_report
+from caliper_store.reports import Report, report_csv, run_report, run_reports
 from caliper_store.storage import micros_text, utc_micros
 from caliper_store.web.context import AppContext, context_of
 from caliper_store.web.problems import release_frames, status_of
@@ -288,14 +288,17 @@ async def course(request: Request, context: AppContext, session: Session) -> Res
     params = _params(request, COURSE_PARAMS)
     if not params.get("groupId"):
         raise InvalidQuery("groupId is required", field="groupId")
-    students = await _report(context, "student-activity", params)
-    days = await _report(
-        context,
-        "course-activity",
-        {k: v for k, v in params.items() if k in ("groupId", "since", "until", "tz")},
-    )
-    risk = await _report(
-        context, "at-risk", {k: v for k, v in params.items() if k in ("groupId", "at")}
+    # One snapshot: the table, the chart and the at-risk marks show the same moment, and
+    # without since/until the three read the course's events once.
+    students, days, risk = await run_in_threadpool(
+        run_reports,
+        context.store,
+        [
+            ("student-activity", params),
+            ("course-activity", _only(params, "groupId", "since", "until", "tz")),
+            ("at-risk", _only(params, "groupId", "at")),
+        ],
+        context.settings,
     )
     at_risk = {row["actorId"]: row["rules"] for row in risk.rows if row["atRisk"]}
     sort = request.query_params.get("sort", "actorId")
@@ -357,8 +360,15 @@ async def student(request: Request, context: AppContext, session: Session) -> Re
         QueryLimits.from_settings(context.settings),
     )
     timeline = await run_in_threadpool(search_page, context.store, query)
-    grades = await _report(context, "grades", {"groupId": [group_id], "actorId": [actor_id]})
-    activity = await _report(context, "student-activity", {"groupId": [group_id]})
+    grades, activity = await run_in_threadpool(
+        run_reports,
+        context.store,
+        [
+            ("grades", {"groupId": [group_id], "actorId": [actor_id]}),
+            ("student-activity", {"groupId": [group_id]}),
+        ],
+        context.settings,
+    )
     mine = next((row for row in activity.rows if row["actorId"] == actor_id), None)
     return _page(
         "student.html",
