@@ -89,7 +89,7 @@ def learn(work_dir: Path, prefill: int, per_commit: int, events: int) -> None:
     """Learn envelopes committed `per_commit` requests at a time over a pre-filled database."""
     template = work_dir / f"learn-{prefill}.db"
     if not template.exists():
-        fill(f"sqlite:///{template}", prefill, seed=7)
+        fill(f"sqlite:///{template}", prefill, seed=7, in_arrival_order=False)
     database = work_dir / "learn-run.db"
     _fresh(database)
     shutil.copyfile(template, database)

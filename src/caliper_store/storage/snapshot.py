@@ -8,6 +8,7 @@ limit, with database failures mapped as every other read is (``search._reading``
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import date, timedelta
@@ -70,10 +71,10 @@ def _hour_text(hour: str) -> str:
     return f"{hour}:00:00.000000Z"
 
 
-def _nearest_rank_sql(count: Any, percent: int) -> Any:
-    """SQL for the 1-based place of the nearest-rank percentile among ``count`` values.
+def _nearest_rank(count: int, percent: int) -> int:
+    """The 1-based place of the nearest-rank percentile among ``count`` (at least 1) values.
 
-    ceil(percent * count / 100) for a count of at least 1, in integer division on both backends.
+    ceil(percent * count / 100), in integers: no float rounds a place to the next one.
     """
     return (count * percent + 99) // 100
 
@@ -342,43 +343,34 @@ class Snapshot:
     def lag_hours(self, since: str, until: str) -> list[LagHour]:
         """Per key, sensor and UTC hour received in ``[since, until)``, the stored events' lags.
 
-        The database ranks each hour's lags (window functions, both backends) and returns only
-        the ranks wanted: a day of a busy store is 30,000 events, which cost 10 µs each to read
-        into Python as report rows.
+        The database computes each event's hour and lag and sorts them; here each hour's sorted
+        lags give their ranks. A day of a busy store is 30,000 events: read as report rows they
+        cost 10 µs each; ranked by window functions in SQLite, 3.5 µs; sorted, 1.5.
         """
         dialect_name = self._connection.dialect.name
-        lags = (
-            select(
-                events.c.api_key_id,
-                events.c.sensor,
-                literal_column(utc_hour_sql(dialect_name, "received_at", is_micros=True)).label(
-                    "hour"
-                ),
-                literal_column(_lag_micros_sql(dialect_name)).label("lag"),
-            )
+        hour: Any = literal_column(utc_hour_sql(dialect_name, "received_at", is_micros=True))
+        lag: Any = literal_column(_lag_micros_sql(dialect_name))
+        query = (
+            select(events.c.api_key_id, events.c.sensor, hour, lag)
             .where(events.c.received_at >= since, events.c.received_at < until)
-            .subquery("lags")
+            .order_by(events.c.api_key_id, events.c.sensor, hour, lag)
         )
-        partition = (lags.c.api_key_id, lags.c.sensor, lags.c.hour)
-        ranked = select(
-            *partition,
-            lags.c.lag,
-            func.row_number().over(partition_by=partition, order_by=lags.c.lag).label("place"),
-            func.count().over(partition_by=partition).label("events"),
-        ).subquery("ranked")
-        place, count = ranked.c.place, ranked.c.events
-
-        def at_rank(percent: int) -> Any:
-            return func.max(case((place == _nearest_rank_sql(count, percent), ranked.c.lag)))
-
-        group = (ranked.c.api_key_id, ranked.c.sensor, ranked.c.hour)
-        query = select(
-            *group, func.max(count), at_rank(50), at_rank(95), func.max(ranked.c.lag)
-        ).group_by(*group)
-        return [
-            LagHour(int(key), sensor, _hour_text(at), int(size), int(p50), int(p95), int(most))
-            for key, sensor, at, size, p50, p95, most in self._connection.execute(query)
-        ]
+        found = []
+        rows = self._connection.execute(query)
+        for (key, sensor, at), group in itertools.groupby(rows, key=lambda row: row[:3]):
+            lags = [int(row[3]) for row in group]
+            found.append(
+                LagHour(
+                    int(key),
+                    sensor,
+                    _hour_text(at),
+                    len(lags),
+                    lags[_nearest_rank(len(lags), 50) - 1],
+                    lags[_nearest_rank(len(lags), 95) - 1],
+                    lags[-1],
+                )
+            )
+        return found
 
     def key_last_seen(self, since: str, until: str) -> dict[int, str]:
         """Each key that sent a request in ``[since, until)``: when it sent the last one."""
