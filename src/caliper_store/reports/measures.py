@@ -134,14 +134,6 @@ def whole_days_between(earlier_micros: int, later_micros: int) -> int:
     return math.floor((later_micros - earlier_micros) / MICROS_PER_DAY)
 
 
-def nearest_rank(sorted_values: Sequence[float], percent: float) -> float | None:
-    """The nearest-rank percentile of ascending values (None for none): no interpolation."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(percent / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 def mean(values: Iterable[float]) -> float | None:
     """The arithmetic mean, or None for no values."""
     listed = list(values)

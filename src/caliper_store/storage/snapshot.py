@@ -182,7 +182,9 @@ class Snapshot:
     answers are the same; the rows read are held until the snapshot ends.
     """
 
-    def __init__(self, connection: Connection, codec: RawCodec, *, shares_reads: bool = False):
+    def __init__(
+        self, connection: Connection, codec: RawCodec, *, shares_reads: bool = False
+    ) -> None:
         self._connection = connection
         self._codec = codec
         self._shares_reads = shares_reads
