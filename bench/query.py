@@ -86,8 +86,8 @@ def _rows(count: int, seed: int, *, in_arrival_order: bool) -> Iterator[tuple[An
         course = (actor * 7 + rng.randrange(5)) % COURSES
         event_type, action, object_type, _ = rng.choices(KINDS, weights)[0]
         event_id = f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
-        if in_arrival_order:
-            received = START_S + YEAR_S * number / count
+        if in_arrival_order:  # from 01:00, so that every eventTime is in 2024's partitions
+            received = START_S + 3600 + (YEAR_S - 3600) * number / count
             moment = received - rng.random() * 3600
         else:
             moment = START_S + rng.random() * YEAR_S

@@ -27,6 +27,7 @@ from caliper_store.errors import ConfigurationError, DestinationUnavailable, Inv
 from caliper_store.forward.sinks import Answer
 from caliper_store.storage import (
     EVENT_TIME_MICROS,
+    RECEIVED_AT_MICROS,
     Condition,
     EventRecord,
     GroupRollup,
@@ -369,6 +370,8 @@ def _select(column: str) -> str:
     """A column as the store spells its values: times as UTC text with microseconds."""
     if column == EVENT_TIME_MICROS:
         return f"toUnixTimestamp64Micro(event_time) AS {EVENT_TIME_MICROS}"
+    if column == RECEIVED_AT_MICROS:
+        return f"toUnixTimestamp64Micro(received_at) AS {RECEIVED_AT_MICROS}"
     return _time_text(column, column) if column in _TIME_COLUMNS else column
 
 
@@ -380,7 +383,7 @@ def _time_text(expression: str, alias: str) -> str:
 def _value(name: str, value: Any) -> object:
     if name in _EMPTY_IS_NONE and value == "":
         return None
-    if name in ("seq", "api_key_id", EVENT_TIME_MICROS):
+    if name in ("seq", "api_key_id", EVENT_TIME_MICROS, RECEIVED_AT_MICROS):
         return int(value)
     return value
 

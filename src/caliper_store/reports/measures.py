@@ -14,7 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from caliper_store.storage import EVENT_TIME_MICROS, Condition, EventSource, micros_text
+from caliper_store.storage import (
+    EVENT_TIME_MICROS,
+    RECEIVED_AT_MICROS,
+    Condition,
+    EventSource,
+    micros_text,
+)
 
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
@@ -25,8 +31,9 @@ _EPOCH_DATE = _EPOCH.date()
 class ReportEvent(NamedTuple):
     """The columns of a stored event that reports read (the raw JSON is read apart, by seq).
 
-    The eventTime comes as microseconds (``EVENT_TIME_MICROS``): reports count and compare it
-    for every event they read, and text made and parsed back cost 3 µs an event.
+    Both times come as microseconds (``EVENT_TIME_MICROS``, ``RECEIVED_AT_MICROS``): reports
+    count and compare them for every event they read, and text made and parsed back cost 3 µs
+    an event.
     """
 
     seq: int
@@ -43,12 +50,17 @@ class ReportEvent(NamedTuple):
     api_key_id: int
     sensor: str | None
     event_time_micros: int
-    received_at: str
+    received_at_micros: int
 
     @property
     def event_time(self) -> str:
         """``eventTime`` as UTC text."""
         return micros_text(self.event_time_micros)
+
+    @property
+    def received_at(self) -> str:
+        """When the store received the event, as UTC text."""
+        return micros_text(self.received_at_micros)
 
     @property
     def is_person(self) -> bool:
@@ -57,7 +69,7 @@ class ReportEvent(NamedTuple):
 
 
 REPORT_EVENT_COLUMNS: tuple[str, ...] = ReportEvent._fields
-assert EVENT_TIME_MICROS in REPORT_EVENT_COLUMNS
+assert {EVENT_TIME_MICROS, RECEIVED_AT_MICROS} <= set(REPORT_EVENT_COLUMNS)
 
 
 def read_events(snapshot: EventSource, conditions: Sequence[Condition]) -> Iterator[ReportEvent]:

@@ -46,6 +46,7 @@ from caliper_store.storage.schema import iri_key, micros_text, utc_micros, utc_t
 from caliper_store.storage.search import Condition, EventRecord
 from caliper_store.storage.snapshot import (
     EVENT_TIME_MICROS,
+    RECEIVED_AT_MICROS,
     EventSource,
     GroupRollup,
     LagHour,
@@ -60,6 +61,7 @@ __all__ = [
     "AUDIT_ACTIONS",
     "DEFAULT_BATCH_EVENTS",
     "EVENT_TIME_MICROS",
+    "RECEIVED_AT_MICROS",
     "ApiKey",
     "AuditEntry",
     "Condition",

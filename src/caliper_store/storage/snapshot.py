@@ -150,7 +150,7 @@ class EventSource(Protocol):
     ) -> Iterator[tuple[object, ...]]:
         """The chosen columns of every matching event, in ``(event_time, seq)`` order.
 
-        A column may also be ``EVENT_TIME_MICROS``.
+        A column may also be one of ``MICROS_COLUMNS``.
         """
 
     def raw_events(self, seqs: Sequence[int]) -> dict[int, str]:
@@ -166,8 +166,13 @@ class EventSource(Protocol):
         """The labels of the API keys, by id."""
 
 
-# A column ``events`` returns besides the table's: eventTime as integer microseconds since 1970.
+# Columns ``events`` returns besides the table's: the two times as integer microseconds since
+# 1970, for reports, which compare and count them for every event they read.
 EVENT_TIME_MICROS = "event_time_micros"
+RECEIVED_AT_MICROS = "received_at_micros"
+MICROS_COLUMNS = {EVENT_TIME_MICROS: "event_time", RECEIVED_AT_MICROS: "received_at"}
+# Rows fetched at a time by a read without the raw JSON: a round trip each on PostgreSQL.
+PLAIN_STREAM_ROWS = 2_000
 
 # A read of events as ``Snapshot.events`` takes it: conditions, columns, raw, newest first.
 EventRead = tuple[tuple[Condition, ...], tuple[str, ...], bool, bool]
@@ -235,7 +240,9 @@ class Snapshot:
                 )
             )
         )
-        streamed = self._connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
+        streamed = self._connection.execution_options(
+            stream_results=True, yield_per=STREAM_ROWS if with_raw else PLAIN_STREAM_ROWS
+        )
         width = len(columns)
         with streamed.execute(query) as rows:
             for row in rows:
@@ -247,14 +254,15 @@ class Snapshot:
                 yield (*row[:width], raw)
 
     def _column(self, name: str) -> Any:
-        """An events column by name, or ``EVENT_TIME_MICROS`` (SQLite keeps the integer)."""
-        if name != EVENT_TIME_MICROS:
+        """An events column by name, or one of ``MICROS_COLUMNS`` (SQLite keeps the integer)."""
+        time_column = MICROS_COLUMNS.get(name)
+        if time_column is None:
             return events.c[name]
         if self._connection.dialect.name == "postgresql":
             return literal_column(
-                "CAST(extract(epoch FROM event_time) * 1000000 AS BIGINT)", BigInteger
-            )
-        return type_coerce(events.c.event_time, BigInteger)
+                f"CAST(extract(epoch FROM {time_column}) * 1000000 AS BIGINT)", BigInteger
+            ).label(name)
+        return type_coerce(events.c[time_column], BigInteger).label(name)
 
     def raw_events(self, seqs: Sequence[int]) -> dict[int, str]:
         """The raw JSON as sent of the events with these seqs."""
