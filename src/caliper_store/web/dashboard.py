@@ -227,8 +227,9 @@ async def overview(request: Request, context: AppContext, session: Session) -> R
     """Events per day (chart), events per key, quarantine by reason, the course list."""
     started = time.perf_counter()
     params = _params(request, ("since", "until", "at"))
-    summary = await _report(context, "overview", params)
-    courses = await _report(context, "courses", params)
+    summary, courses = await run_in_threadpool(
+        run_reports, context.store, [("overview", params), ("courses", params)], context.settings
+    )
     per_day: dict[str, dict[str, float]] = {}
     for row in summary.rows:
         label = row["keyLabel"] or f"key {row['keyId']}"
