@@ -216,3 +216,49 @@ def _key(store: Store, example: int) -> ApiKey:
     key = store.keys.authenticate(raw)
     assert key is not None
     return key
+
+
+def test_delivery_lag_percentiles_are_the_nearest_ranks_for_every_count(store: Store) -> None:
+    # Hour h (1-60) receives h events whose lags are 1..h seconds, in a shuffled order: p50 and
+    # p95 must be the ceil(p * h)-th of them, where a rank computed in floats could slip by one
+    # (0.95 * 20 is 19 only if the rounding goes the right way).
+    key = _key(store, next(EXAMPLES))
+    day = datetime(2024, 7, 1, tzinfo=UTC)
+    for hours in range(1, 61):
+        received = day + timedelta(hours=hours % 24, days=hours // 24)
+        lags = sorted(range(1, hours + 1), key=lambda lag: (lag * 7919) % 61)
+        batch = [
+            {
+                "@context": V1P2,
+                "id": f"urn:uuid:{uuid.uuid4()}",
+                "type": "NavigationEvent",
+                "actor": {"id": "https://p.example.edu/users/1", "type": "Person"},
+                "action": "NavigatedTo",
+                "object": {"id": "https://p.example.edu/objects/1", "type": "WebPage"},
+                "eventTime": (received - timedelta(seconds=lag)).isoformat().replace("+00:00", "Z"),
+            }
+            for lag in lags
+        ]
+        body = orjson.dumps(
+            {
+                "sensor": "https://p.example.edu",
+                "sendTime": "2024-07-01T00:00:00Z",
+                "dataVersion": V1P2,
+                "data": batch,
+            }
+        )
+        ingest(store, key, body, received.isoformat().replace("+00:00", ".000000Z"))
+    found = run_report(
+        store,
+        "delivery",
+        {"since": ["2024-07-01"], "until": ["2024-07-04"], "at": ["2024-07-04"]},
+        Settings(),
+    )
+    shown = {
+        row["eventsStored"]: (row["lagP50Seconds"], row["lagP95Seconds"], row["lagMaxSeconds"])
+        for row in found.rows
+        if row["keyId"] == key.id
+    }
+    assert shown == {
+        count: (math.ceil(count / 2), math.ceil(count * 95 / 100), count) for count in range(1, 61)
+    }
