@@ -123,7 +123,7 @@ def day_of(micros: int, zone: ZoneInfo) -> date:
     """The calendar day, in ``zone``, of an instant.
 
     Reports take it for every event they read. In UTC, the default, a day is a whole number of
-    days since 1970 (0.3 µs, against 3.4 through an aware datetime).
+    days since 1970 (0.3 µs, against 2.1 through an aware datetime).
     """
     if zone.key == "UTC":
         return _utc_day(micros // MICROS_PER_DAY)
