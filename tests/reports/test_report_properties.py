@@ -58,11 +58,28 @@ def _events(example: int, drawn: list[tuple[int, bool, int, int, int]]) -> list[
                 },
                 "action": action,
                 "object": {"id": f"https://p.example.edu/objects/{number}", "type": "WebPage"},
-                "eventTime": (START + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z"),
+                "eventTime": _text(START + timedelta(minutes=minute)),
                 "group": {"id": _course(example, course), "type": "CourseOffering"},
             }
         )
     return made
+
+
+def _envelope(batch: list[dict[str, Any]], send_time: str) -> bytes:
+    """One envelope of the test's sensor holding ``batch``."""
+    return orjson.dumps(
+        {
+            "sensor": "https://p.example.edu",
+            "sendTime": send_time,
+            "dataVersion": V1P2,
+            "data": batch,
+        }
+    )
+
+
+def _text(moment: datetime) -> str:
+    """An aware UTC datetime as Caliper writes a time."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _course(example: int, course: int) -> str:
@@ -118,14 +135,7 @@ def test_reports_agree_with_the_raw_events(
     events = _events(example, drawn)
     envelopes = [events[start : start + 5] for start in range(0, len(events), 5)]
     for number, batch in enumerate(envelopes):
-        body = orjson.dumps(
-            {
-                "sensor": "https://p.example.edu",
-                "sendTime": "2024-05-10T00:00:00Z",
-                "dataVersion": V1P2,
-                "data": batch,
-            }
-        )
+        body = _envelope(batch, "2024-05-10T00:00:00Z")
         ingest(store, key, body, f"2024-05-10T00:00:{number:02d}.000000Z")
         if number in resent:  # a retry: every event in it a duplicate
             ingest(store, key, body, f"2024-05-10T00:01:{number:02d}.000000Z")
@@ -235,18 +245,11 @@ def test_delivery_lag_percentiles_are_the_nearest_ranks_for_every_count(store: S
                 "actor": {"id": "https://p.example.edu/users/1", "type": "Person"},
                 "action": "NavigatedTo",
                 "object": {"id": "https://p.example.edu/objects/1", "type": "WebPage"},
-                "eventTime": (received - timedelta(seconds=lag)).isoformat().replace("+00:00", "Z"),
+                "eventTime": _text(received - timedelta(seconds=lag)),
             }
             for lag in lags
         ]
-        body = orjson.dumps(
-            {
-                "sensor": "https://p.example.edu",
-                "sendTime": "2024-07-01T00:00:00Z",
-                "dataVersion": V1P2,
-                "data": batch,
-            }
-        )
+        body = _envelope(batch, "2024-07-01T00:00:00Z")
         ingest(store, key, body, received.isoformat().replace("+00:00", ".000000Z"))
     found = run_report(
         store,

@@ -16,7 +16,7 @@ from caliper_store.reports.measures import (
 )
 from caliper_store.reports.params import ReportQuery
 from caliper_store.reports.report import Report, ReportSettings, as_of, method_of
-from caliper_store.storage import Condition, Snapshot
+from caliper_store.storage import Condition, Snapshot, micros_text
 
 SESSION_ACTIONS = {"LoggedIn": "logins", "LoggedOut": "logouts", "TimedOut": "timeouts"}
 END_ACTIONS = ("LoggedOut", "TimedOut")
@@ -54,7 +54,9 @@ def _last_events(snapshot: Snapshot, open_sessions: list[_Session], until: str |
     actors = sorted(by_actor)
     for start in range(0, len(actors), ACTORS_PER_READ):
         chunk = actors[start : start + ACTORS_PER_READ]
-        since = min(s.login.event_time for actor in chunk for s in by_actor[actor])
+        since = micros_text(
+            min(s.login.event_time_micros for actor in chunk for s in by_actor[actor])
+        )
         conditions = [Condition("actor_id", "in", tuple(chunk)), *time_conditions(since, until)]
         for event in read_events(snapshot, conditions):
             for session in by_actor[event.actor_id]:

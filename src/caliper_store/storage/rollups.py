@@ -276,8 +276,12 @@ def utc_day_sql(dialect_name: str, column: str = "event_time") -> str:
     """
     if dialect_name == "postgresql":
         return f"CAST(floor(extract(epoch FROM {column}) / 86400) AS INTEGER)"
-    day = MICROS_PER_DAY
-    return f"(({column} - ((({column} % {day}) + {day}) % {day})) / {day})"
+    return _floor_units_sql(column, MICROS_PER_DAY)
+
+
+def _floor_units_sql(column: str, unit: int) -> str:
+    """SQLite: whole ``unit``s of an integer column, floored (SQLite's ``/`` rounds to zero)."""
+    return f"(({column} - ((({column} % {unit}) + {unit}) % {unit})) / {unit})"
 
 
 def utc_hour_sql(dialect_name: str, column: str, *, is_micros: bool = False) -> str:
@@ -289,8 +293,7 @@ def utc_hour_sql(dialect_name: str, column: str, *, is_micros: bool = False) -> 
         return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')"
     if not is_micros:
         return f"substr({column}, 1, 13)"
-    second = MICROS_PER_SECOND
-    whole_seconds = f"(({column} - ((({column} % {second}) + {second}) % {second})) / {second})"
+    whole_seconds = _floor_units_sql(column, MICROS_PER_SECOND)
     return f"strftime('%Y-%m-%dT%H', {whole_seconds}, 'unixepoch')"
 
 
