@@ -142,6 +142,7 @@ def _rows(count: int, seed: int, *, in_arrival_order: bool) -> Iterator[tuple[An
             "actor_key": iri_key(actor_id),
             "object_key": iri_key(object_id),
             "group_key": iri_key(group_id),
+            "session_key": iri_key(session_id),
             # Compressed by fill() with the store's codec.
             "raw_zstd": None,
             "raw_dictionary": None,

@@ -128,3 +128,18 @@ def test_an_event_id_filter_finds_the_row_by_its_id_hash_in_every_segment(
     segment_walks = [line for line in plan if line.startswith(("SEARCH events_s", "SCAN events_s"))]
     assert len(segment_walks) == SEGMENTS, plan
     assert all("USING INTEGER PRIMARY KEY (rowid=?)" in line for line in segment_walks), plan
+
+
+def test_a_session_filter_reads_the_session_index_of_every_sealed_segment(
+    sqlite_url: str,
+) -> None:
+    """Sealed segments have the session index (built as each was sealed); the newest has not."""
+    store = segmented_store(sqlite_url)
+    query = parse_event_query({"sessionId": ["urn:s"]}, LIMITS)
+    plan = page_plan(store, query.filter.conditions, after=None)
+    walks = [line for line in plan if line.startswith(("SEARCH", "SCAN"))]
+    assert len(walks) == SEGMENTS, plan
+    for number, walk in enumerate(walks[:-1], start=1):
+        index = "events_session" if number == 1 else f"{segment_table(number)}_session"
+        assert walk.startswith(f"SEARCH {segment_table(number)} USING INDEX {index} "), plan
+    assert "_session " not in walks[-1] + " ", plan

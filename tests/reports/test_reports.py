@@ -14,10 +14,13 @@ Course A, by person (UTC; sessionGapMinutes 30):
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
+from tests.fixtures.events import ingest
 from tests.reports.course_data import (
     ASSIGNMENT,
     CANVAS_SENSOR,
@@ -249,6 +252,75 @@ def test_sessions_pair_logins_with_their_end_or_last_event(course: Store) -> Non
     assert [row["actorId"] for row in only_s2.rows] == [S2]
     assert only_s2.summary["days"] == [
         {"date": "2024-03-04", "logins": 1, "logouts": 0, "timeouts": 0}
+    ]
+
+
+APP = "https://lms.example.edu"
+
+
+def _session_event(number: int, actor: str, action: str, time: str, session: str | None) -> Any:
+    event: dict[str, Any] = {
+        "@context": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+        "id": f"urn:uuid:{uuid.UUID(int=number + 1, version=4)}",
+        "type": "SessionEvent",
+        "actor": {"id": actor, "type": "Person" if actor != APP else "SoftwareApplication"},
+        "action": action,
+        "object": {"id": APP, "type": "SoftwareApplication"},
+        "eventTime": time,
+    }
+    if session is not None:
+        event["session"] = {"id": session, "type": "Session"}
+    return event
+
+
+def test_one_persons_sessions_include_the_applications_timeout_and_nobody_elses(
+    store: Store,
+) -> None:
+    """S1's session ends with the application's TimedOut; S2's events are S2's alone.
+
+    Each sessionless login and logout is counted as its own actor's only.
+    """
+    sessions = [
+        (S1, "LoggedIn", "2024-03-04T09:00:00.000Z", "urn:s:1"),
+        (S2, "LoggedIn", "2024-03-04T09:10:00.000Z", "urn:s:2"),
+        (S2, "LoggedOut", "2024-03-04T09:40:00.000Z", "urn:s:2"),
+        (APP, "TimedOut", "2024-03-04T10:00:00.000Z", "urn:s:1"),
+        (S1, "LoggedIn", "2024-03-05T08:00:00.000Z", None),
+        (S2, "LoggedOut", "2024-03-05T08:30:00.000Z", None),
+    ]
+    _, key = store.keys.create(label="Learn", now="2024-03-01T00:00:00.000000Z")
+    body = orjson.dumps(
+        {
+            "sensor": APP,
+            "sendTime": "2024-03-05T09:00:00.000Z",
+            "dataVersion": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+            "data": [_session_event(n, *event) for n, event in enumerate(sessions)],
+        }
+    )
+    ingest(store, key, body, "2024-03-05T09:00:00.000000Z")
+    everyone = report(store, "sessions")
+    for person, days in [
+        (
+            S1,
+            [
+                {"date": "2024-03-04", "logins": 1, "logouts": 0, "timeouts": 1},
+                {"date": "2024-03-05", "logins": 1, "logouts": 0, "timeouts": 0},
+            ],
+        ),
+        (
+            S2,
+            [
+                {"date": "2024-03-04", "logins": 1, "logouts": 1, "timeouts": 0},
+                {"date": "2024-03-05", "logins": 0, "logouts": 1, "timeouts": 0},
+            ],
+        ),
+    ]:
+        alone = report(store, "sessions", actorId=person)
+        assert alone.rows == [row for row in everyone.rows if row["actorId"] == person]
+        assert alone.summary["days"] == days
+    assert [(row["actorId"], row["endedBy"]) for row in everyone.rows] == [
+        (S1, "TimedOut"),
+        (S2, "LoggedOut"),
     ]
 
 

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select, text
+from tests.fixtures.events import ingest_generated
 from tests.fixtures.server import run_cli
 
 from caliper_store.config import Settings
 from caliper_store.errors import SchemaOutOfDate
-from caliper_store.storage import SchemaState, open_store
+from caliper_store.storage import SchemaState, Store, open_store
 from caliper_store.storage.migrate import downgrade, head_revision, upgrade
 from caliper_store.storage.schema import api_keys, events
+from caliper_store.storage.search import Condition
 
 FIRST_REVISION = "0001"
 TIME = "2024-03-01T10:00:00.000000Z"
@@ -201,3 +203,55 @@ def test_raw_json_is_compressed_with_lz4_from_revision_0004(database_url: str) -
             assert _quarantine_raw(connection, raw) == "pglz"
         upgrade(connection)
     store.close()
+
+
+def _events_by_session(store: Store) -> dict[str | None, list[int]]:
+    """Each session id stored (and one nobody had) with the seqs a session filter finds.
+
+    Checked against the stored events themselves, read without a filter.
+    """
+    everything = [
+        record
+        for batch in store.events.batches([], batch_events=1_000, with_raw=False)
+        for record in batch
+    ]
+    sessions = sorted({record.session_id for record in everything if record.session_id})
+    found: dict[str | None, list[int]] = {
+        session: [
+            record.seq
+            for batch in store.events.batches(
+                [Condition("session_id", "in", (session,))], batch_events=1_000, with_raw=False
+            )
+            for record in batch
+        ]
+        for session in [*sessions, "urn:no-such-session"]
+    }
+    assert found == {
+        session: [record.seq for record in everything if record.session_id == session]
+        for session in found
+    }
+    found[None] = [record.seq for record in everything if record.session_id is None]
+    return found
+
+
+def test_events_stored_before_revision_0011_are_found_by_session_id(database_url: str) -> None:
+    """0011 keys the stored events' sessions for its index: a filter finds the same events."""
+    store = open_store(Settings(database_url=database_url, sqlite_segment_events=150))
+    try:
+        store.require_current_schema(create_if_empty=True)
+        _, key = store.keys.create(label="loader", now=TIME)
+        ingest_generated(store, key, 400, seed=11)
+        before = _events_by_session(store)
+        with store.engine.connect() as connection:
+            downgrade(connection, "0010")
+            columns = connection.execute(text("SELECT * FROM events LIMIT 0")).keys()
+            assert "session_key" not in columns
+            upgrade(connection)
+        after = _events_by_session(store)
+    finally:
+        store.close()
+    # Five sessions and events without one, over three SQLite segments.
+    assert len(before) == 7
+    assert all(before[session] for session in before if session != "urn:no-such-session")
+    assert before["urn:no-such-session"] == []
+    assert after == before

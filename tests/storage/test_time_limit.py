@@ -20,7 +20,7 @@ from caliper_store.storage.search import Condition, QuarantineFilter
 # the limit's own checks run about once a millisecond (SQLite) or in the server (PostgreSQL).
 EVENTS = 30_000
 QUARANTINED = 30_000
-NO_SUCH_SESSION = [Condition("session_id", "in", ("urn:no-such-session",))]
+NO_SUCH_APP = [Condition("ed_app_id", "in", ("urn:no-such-app",))]
 # api_key_id has no index on quarantine (reason has one: once autovacuum has analyzed the
 # table, PostgreSQL answers a reason that is not there from that index in well under 1 ms).
 NO_SUCH_KEY = QuarantineFilter(api_key_ids=(999_999,))
@@ -70,15 +70,13 @@ def assert_stopped_at(raised: pytest.ExceptionInfo[QueryTimeout], limit_ms: int)
 
 def test_every_kind_of_read_past_the_limit_raises_query_timeout(limited: Store) -> None:
     with pytest.raises(QueryTimeout) as page:
-        limited.events.page(
-            NO_SUCH_SESSION, after=None, is_descending=True, limit=100, with_raw=True
-        )
+        limited.events.page(NO_SUCH_APP, after=None, is_descending=True, limit=100, with_raw=True)
     assert_stopped_at(page, 1)
     with pytest.raises(QueryTimeout) as count:
-        limited.events.count(NO_SUCH_SESSION)
+        limited.events.count(NO_SUCH_APP)
     assert_stopped_at(count, 1)
     with pytest.raises(QueryTimeout) as batch:
-        next(limited.events.batches(NO_SUCH_SESSION, batch_events=5_000, with_raw=True))
+        next(limited.events.batches(NO_SUCH_APP, batch_events=5_000, with_raw=True))
     assert_stopped_at(batch, 1)
     with pytest.raises(QueryTimeout) as held:
         limited.quarantine.page(NO_SUCH_KEY, before_id=None, limit=50)
@@ -90,11 +88,11 @@ def test_every_kind_of_read_past_the_limit_raises_query_timeout(limited: Store) 
 
 def test_a_stopped_read_leaves_no_limit_on_the_pooled_connection(limited: Store) -> None:
     with pytest.raises(QueryTimeout):
-        limited.events.count(NO_SUCH_SESSION)
+        limited.events.count(NO_SUCH_APP)
     # This store's pool holds one connection: the one the read was stopped on.
     with limited.engine.connect() as connection:
         scanned = connection.execute(
-            text("SELECT count(*) FROM events WHERE session_id IS NULL")
+            text("SELECT count(*) FROM events WHERE ed_app_id IS NULL")
         ).scalar()
     assert scanned is not None
     assert scanned >= EVENTS
@@ -111,7 +109,7 @@ def test_the_writer_and_stats_have_no_time_limit(limited: Store) -> None:
     assert after["events"] == before["events"] + 10_000
     assert after["quarantined"] == before["quarantined"] + 1
     with pytest.raises(QueryTimeout):
-        limited.events.count(NO_SUCH_SESSION)
+        limited.events.count(NO_SUCH_APP)
 
 
 def test_each_export_batch_has_a_limit_of_its_own(filled_url: str) -> None:

@@ -17,7 +17,7 @@ from caliper_store.config import Settings
 from caliper_store.storage import Store, open_store
 
 NOW = "2024-01-01T00:00:00.000000Z"
-# sessionId has no index: a page for a session nobody had scans every event, 30-90 ms for
+# edAppId has no index: a page for an application nobody used scans every event, 30-90 ms for
 # 150,000 events here on either backend, while an indexed read takes well under a millisecond.
 # The server's limit sits between the two, far from both.
 EVENTS = 150_000
@@ -27,7 +27,7 @@ SERVER_LIMIT_MS = 10
 # reads the reason index and answers in under 0.1 ms, inside any limit (CI saw it pass 1 ms);
 # tests/storage/test_time_limit.py stops quarantine reads on a filter that has no index.
 CLI_LIMIT_MS = 1
-SLOW = {"sessionId": "urn:no-such-session"}
+SLOW = {"edAppId": "urn:no-such-app"}
 
 
 @dataclass
@@ -116,8 +116,8 @@ def test_an_export_whose_first_batch_runs_over_answers_503(served: Served) -> No
 @pytest.mark.parametrize(
     "command",
     [
-        ["events", "--session-id", SLOW["sessionId"]],
-        ["export", "--session-id", SLOW["sessionId"]],
+        ["events", "--ed-app-id", SLOW["edAppId"]],
+        ["export", "--ed-app-id", SLOW["edAppId"]],
     ],
     ids=["events", "export"],
 )

@@ -117,7 +117,8 @@ def serve(ctx: click.Context, /, **flags: object) -> None:
     "--vacuum/--no-vacuum",
     default=True,
     show_default=True,
-    help="Give the space of converted rows back to the file system (VACUUM) when done.",
+    help="When done, VACUUM the rows it rewrote: give the space of converted rows back to the "
+    "file system; on PostgreSQL, make that of the rows revision 0011 keyed reusable.",
 )
 @click.pass_context
 @friendly_errors
@@ -150,6 +151,16 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
                 store.fill_actor_logins,
                 "kept {} logins",
             )
+        if (
+            vacuum
+            and store.backend == "postgresql"
+            and revision is not None
+            and revision < FIRST_SESSION_KEY_REVISION
+        ):
+            # 0011 wrote a new version of every row with a session: the old ones are dead.
+            began = time.monotonic()
+            store.reclaim_space()
+            click.echo(f"rows rewritten by 0011 vacuumed in {time.monotonic() - began:.1f} s")
         plan = plan_conversion(store)
         if plan.plain_events == 0:
             return
@@ -178,6 +189,8 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
 FIRST_ROLLUP_REVISION = "0007"
 # The revision that added actor_logins: a store migrated past it gets the logins of its events.
 FIRST_LOGINS_REVISION = "0009"
+# The revision that keyed the events' sessions (on PostgreSQL an UPDATE of every such row).
+FIRST_SESSION_KEY_REVISION = "0011"
 
 
 def _fill_from_raw_events(

@@ -22,6 +22,8 @@ SESSION_ACTIONS = {"LoggedIn": "logins", "LoggedOut": "logouts", "TimedOut": "ti
 END_ACTIONS = ("LoggedOut", "TimedOut")
 # Actors whose events are read in one statement to find where unended sessions stopped.
 ACTORS_PER_READ = 100
+# A person's session ids whose events are read in one statement.
+SESSIONS_PER_READ = 100
 
 DEFINITIONS = {
     "session": "From a SessionEvent LoggedIn to the first LoggedOut or TimedOut of the same "
@@ -65,16 +67,46 @@ def _last_events(snapshot: Snapshot, open_sessions: list[_Session], until: str |
                     session.last_seen = event
 
 
+def _session_events(snapshot: Snapshot, query: ReportQuery) -> list[ReportEvent]:
+    """The period's logins, logouts and timeouts the report counts, in eventTime order.
+
+    For one person: theirs, by the actor index, and the rest of their sessions' (an
+    application's TimedOut has the application as its actor), by the session index (revision
+    0011). Reading every SessionEvent of the store for one person took 0.8-3.4 s at 10 million
+    events.
+    """
+    period = time_conditions(query.since, query.until)
+    session_type = Condition("event_type", "in", ("SessionEvent",))
+    if query.actor_id is None:
+        return [
+            e for e in read_events(snapshot, [session_type, *period]) if e.action in SESSION_ACTIONS
+        ]
+    own = [
+        event
+        for event in read_events(
+            snapshot, [session_type, Condition("actor_id", "in", (query.actor_id,)), *period]
+        )
+        if event.action in SESSION_ACTIONS
+    ]
+    session_ids = sorted(
+        {e.session_id for e in own if e.action == "LoggedIn" and e.session_id is not None}
+    )
+    others: list[ReportEvent] = []
+    for start in range(0, len(session_ids), SESSIONS_PER_READ):
+        chunk = tuple(session_ids[start : start + SESSIONS_PER_READ])
+        conditions = [session_type, Condition("session_id", "in", chunk), *period]
+        others.extend(
+            event
+            for event in read_events(snapshot, conditions)
+            if event.action in SESSION_ACTIONS and event.actor_id != query.actor_id
+        )
+    return sorted([*own, *others], key=lambda event: (event.event_time_micros, event.seq))
+
+
 def sessions(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -> Report:
     """Per day, the session events; per session, when it began and ended and how long it ran."""
     zone = query.zone
-    conditions = [
-        Condition("event_type", "in", ("SessionEvent",)),
-        *time_conditions(query.since, query.until),
-    ]
-    session_events = [
-        event for event in read_events(snapshot, conditions) if event.action in SESSION_ACTIONS
-    ]
+    session_events = _session_events(snapshot, query)
     logins = [
         event
         for event in session_events
@@ -84,7 +116,7 @@ def sessions(snapshot: Snapshot, query: ReportQuery, settings: ReportSettings) -
     for event in session_events:
         if event.action in END_ACTIONS and event.session_id is not None:
             ends[event.session_id].append(event)
-    own_sessions = {login.session_id for login in logins}
+    own_sessions = {login.session_id for login in logins if login.session_id is not None}
     days: dict[str, Counter[str]] = defaultdict(Counter)
     for event in session_events:
         is_own = query.actor_id in (None, event.actor_id) or (

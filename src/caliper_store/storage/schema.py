@@ -249,6 +249,8 @@ events = Table(
     Column("raw_dictionary", Integer),
     # The rule_sets row of the ingest rules that processed the event (NULL: none; 0008).
     Column("rule_set_id", Integer),
+    # The session id's 64-bit hash, indexed as the other IRIs are (revision 0011).
+    Column("session_key", BigInteger),
 )
 
 # SQLite only (storage/segments.py): the arrival segments the events view unites, each from

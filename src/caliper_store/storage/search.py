@@ -99,6 +99,7 @@ HASHED_COLUMNS: dict[str, str] = {
     "actor_id": "actor_key",
     "object_id": "object_key",
     "group_id": "group_key",
+    "session_id": "session_key",
 }
 
 # The normalized columns every result carries, in this order (EventRecord's fields).

@@ -57,6 +57,15 @@ SEGMENT_STATISTICS: dict[str, str] = {
     "type_time": "1000000 100000 3",
     "received_at": "1000000 3",
 }
+# Indexes built when a segment is sealed (the writer starts the next one), in one sorted pass,
+# instead of by each commit. Kept by every commit, the session index took Learn ingest to
+# 0.92 of its rate (a random leaf written per event); built at once, it costs the writer one
+# read of the sealed segment (docs/performance.md, 2026-12-07, issue 11). The newest segment
+# is read without it: at most sqlite_segment_events events, whatever the store holds.
+SEALED_SEGMENT_INDEXES: tuple[tuple[str, str, str | None], ...] = (
+    ("session", "session_key", "session_key IS NOT NULL"),
+)
+SEALED_SEGMENT_STATISTICS: dict[str, str] = {"session": "1000000 20"}
 
 VIEW_COLUMNS: tuple[str, ...] = tuple(column.name for column in events.columns)
 
@@ -104,6 +113,27 @@ def create_segment_sql(number: int) -> list[str]:
         f"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('{name}', '{name}_{suffix}', '{stat}')"
         for suffix, stat in SEGMENT_STATISTICS.items()
     )
+    return statements
+
+
+def segment_index_name(number: int, suffix: str) -> str:
+    """The name of a segment's index: the first segment's kept revision 0002's (events_...)."""
+    return f"events_{suffix}" if number == 1 else f"{segment_table(number)}_{suffix}"
+
+
+def seal_segment_sql(number: int) -> list[str]:
+    """The statements that build the sealed-segment indexes of segment ``number``."""
+    name = segment_table(number)
+    statements = []
+    for suffix, columns, condition in SEALED_SEGMENT_INDEXES:
+        index = segment_index_name(number, suffix)
+        where = f" WHERE {condition}" if condition else ""
+        statements.append(f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({columns}){where}")
+        statements.append(f"DELETE FROM sqlite_stat1 WHERE idx = '{index}'")
+        statements.append(
+            f"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES "
+            f"('{name}', '{index}', '{SEALED_SEGMENT_STATISTICS[suffix]}')"
+        )
     return statements
 
 

@@ -51,6 +51,7 @@ from caliper_store.storage.segments import (
     event_id_hash,
     events_view_sql,
     is_segment_table,
+    seal_segment_sql,
     segment,
     segment_table,
 )
@@ -319,8 +320,13 @@ class _SqliteWriteTransaction:
         self._start_segment(number + 1, last_seq + 1)
 
     def _start_segment(self, number: int, first_seq: int) -> None:
-        """Make segment ``number``, whose first event will have ``first_seq``; write to it."""
+        """Make segment ``number``, whose first event will have ``first_seq``; write to it.
+
+        The segment before it is sealed first: its sealed-segment indexes are built.
+        """
         receipt_mark = self._high_water_marks()[0]
+        for statement in seal_segment_sql(number - 1) if number > 1 else []:
+            self._connection.execute(statement)
         for statement in create_segment_sql(number):
             self._connection.execute(statement)
         self._connection.execute(

@@ -106,6 +106,7 @@ def _event_values(
         encoder.encode(row.raw),
         encoder.dictionary_id,
         request.rule_set_id,
+        iri_key(row.session_id),
     )
 
 
