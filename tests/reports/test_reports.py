@@ -14,7 +14,6 @@ Course A, by person (UTC; sessionGapMinutes 30):
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +35,7 @@ from tests.reports.course_data import (
     S2,
     T1,
     fill_course,
+    learn_event,
 )
 
 from caliper_store.config import Settings
@@ -259,17 +259,12 @@ APP = "https://lms.example.edu"
 
 
 def _session_event(number: int, actor: str, action: str, time: str, session: str | None) -> Any:
-    event: dict[str, Any] = {
-        "@context": "http://purl.imsglobal.org/ctx/caliper/v1p1",
-        "id": f"urn:uuid:{uuid.UUID(int=number + 1, version=4)}",
-        "type": "SessionEvent",
-        "actor": {"id": actor, "type": "Person" if actor != APP else "SoftwareApplication"},
-        "action": action,
-        "object": {"id": APP, "type": "SoftwareApplication"},
-        "eventTime": time,
-    }
-    if session is not None:
-        event["session"] = {"id": session, "type": "Session"}
+    """A Learn SessionEvent (course_data's builder); the application's own is no Person's."""
+    event = learn_event(
+        actor, "SessionEvent", action, time, group=None, session=session, label=f"session-{number}"
+    )
+    if actor == APP:
+        event["actor"]["type"] = "SoftwareApplication"
     return event
 
 
