@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -199,3 +202,72 @@ def test_a_process_that_adopts_a_stored_dictionary_still_retrains_when_events_dr
         assert exported == sent
     finally:
         second.close()
+
+
+class WriterCommits:
+    """Transactions that compress raw events as the server's writer does, in a store whose
+    windows are 40 events and hold about 30 samples (a busy server commits more at once)."""
+
+    def __init__(self, database_url: str) -> None:
+        settings = Settings(
+            database_url=database_url, raw_dictionary_train_events=40, raw_dictionary_bytes=256
+        )
+        self.store = open_store(settings)
+        self.store.require_current_schema(create_if_empty=True)
+
+    def commit(self, events: list[object]) -> int:
+        """One transaction of ``events``; the dictionary it compressed them with."""
+        codec = self.store.raw_codec
+        with self.store.write_transaction() as transaction:
+            encoder = codec.begin(transaction)
+            for event in events:
+                encoder.encode(orjson.dumps(event).decode())
+        codec.committed(encoder)
+        codec.join_training(timeout_s=60)
+        return encoder.dictionary_id
+
+    def dictionaries(self) -> int:
+        with self.store.engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(raw_dictionaries)) or 0)
+
+
+def flat_events(bodies: Iterable[bytes]) -> list[object]:
+    return [event for body in bodies for event in orjson.loads(body)["data"]]
+
+
+def test_events_that_keep_their_shape_are_compressed_with_one_dictionary(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="caliper_store")
+    writer = WriterCommits(sqlite_url)
+    events = flat_events(generated_envelopes(200, seed=5))
+    try:
+        assert writer.commit(events[:40]) == 0  # a full window: a dictionary is wanted
+        assert writer.commit(events[40:120]) == 0  # trained meanwhile; this window is full too
+        adopted = writer.commit(events[120:160])
+        assert adopted >= 1
+        assert writer.commit(events[160:200]) == adopted
+        assert writer.commit(events[:80]) == adopted
+        assert writer.dictionaries() == 1
+        # Nor is another trained (and refused, for want of samples) after the first is adopted.
+        assert "dictionary" not in caplog.text, caplog.text
+    finally:
+        writer.store.close()
+
+
+def test_a_drift_seen_in_the_transaction_that_adopts_a_dictionary_trains_on_its_events(
+    sqlite_url: str,
+) -> None:
+    writer = WriterCommits(sqlite_url)
+    events = flat_events(generated_envelopes(120, seed=5))
+    noise = flat_events(other_shape(number) for number in range(80))
+    try:
+        writer.commit(events[:40])
+        writer.commit(events[40:])  # trained meanwhile: the window's samples are full
+        adopted = writer.commit(noise[:50])  # adopts the dictionary; its events drift from it
+        assert adopted >= 1
+        writer.commit(noise[50:])  # trains on the drifted events, which this window sampled
+        assert writer.commit(noise[50:]) > adopted
+        assert writer.dictionaries() == 2
+    finally:
+        writer.store.close()

@@ -220,10 +220,13 @@ class RawCodec:
         if trained is not None and self._trainer is None:
             dictionary_id = transaction.insert_dictionary(trained, self._now())
             encoder = Encoder(dictionary_id, compressor(trained.content, trained.level))
+            # committed() starts a new window with this transaction's events: it may sample
+            # as many as a window holds, or a drift seen in it would train on nothing.
+            encoder.sample_cap = self._sample_cap
         else:
             assert self._current_id is not None
             encoder = Encoder(self._current_id, self._compressor)
-        encoder.sample_cap = self._sample_cap - self._window.sample_bytes
+            encoder.sample_cap = self._sample_cap - self._window.sample_bytes
         return encoder
 
     def committed(self, encoder: Encoder) -> None:
@@ -234,6 +237,7 @@ class RawCodec:
             self._remember(encoder.dictionary_id, trained.content)
             self._use(encoder.dictionary_id, trained, encoder)
             self._trained = None
+            self._wants_dictionary = False  # a window seen while it was trained asked for it
             self._window = _Window()
         window, batch = self._window, encoder.window
         window.events += batch.events
