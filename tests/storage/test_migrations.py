@@ -236,7 +236,8 @@ def _events_by_session(store: Store) -> dict[str | None, list[int]]:
 
 def test_events_stored_before_revision_0011_are_found_by_session_id(database_url: str) -> None:
     """0011 keys the stored events' sessions for its index: a filter finds the same events."""
-    store = open_store(Settings(database_url=database_url, sqlite_segment_events=150))
+    settings = Settings(database_url=database_url, sqlite_segment_events=150)
+    store = open_store(settings)
     try:
         store.require_current_schema(create_if_empty=True)
         _, key = store.keys.create(label="loader", now=TIME)
@@ -246,7 +247,21 @@ def test_events_stored_before_revision_0011_are_found_by_session_id(database_url
             downgrade(connection, "0010")
             columns = connection.execute(text("SELECT * FROM events LIMIT 0")).keys()
             assert "session_key" not in columns
-            upgrade(connection)
+    finally:
+        store.close()
+    migrated = run_cli("migrate", "--no-vacuum", "--database", database_url)
+    assert migrated.returncode == 0, migrated.stderr
+    # Under a progress bar, then its total: every event over SQLite's segments, those with a
+    # session on PostgreSQL's months.
+    keyed = [line for line in migrated.stdout.splitlines() if "by session id" in line]
+    assert len(keyed) == 1, migrated.stdout
+    total = sum(
+        len(seqs) for session, seqs in before.items() if session or store.backend == "sqlite"
+    )
+    assert f": {total:,} events in " in keyed[0], (keyed, total)
+    assert "keying events by session id" in migrated.stderr
+    store = open_store(settings)
+    try:
         after = _events_by_session(store)
     finally:
         store.close()

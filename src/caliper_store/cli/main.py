@@ -6,7 +6,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
     store = open_store(settings)
     try:
         _, revision = store.schema_state()
-        store.migrate()
+        store.migrate(progress=_progress_bar)
         after, head = store.schema_state()
         click.echo(f"schema: {revision or 'empty'} -> {head} ({after.value})")
         if revision is not None and revision < FIRST_ROLLUP_REVISION:
@@ -191,6 +192,17 @@ FIRST_ROLLUP_REVISION = "0007"
 FIRST_LOGINS_REVISION = "0009"
 # The revision that keyed the events' sessions (on PostgreSQL an UPDATE of every such row).
 FIRST_SESSION_KEY_REVISION = "0011"
+
+
+@contextmanager
+def _progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar on standard error for a long step of a schema revision, then its time."""
+    started = time.monotonic()
+    with click.progressbar(
+        length=total, label=label, show_eta=True, show_pos=True, file=sys.stderr
+    ) as progress:
+        yield progress.update
+    click.echo(f"{label}: {total:,} events in {time.monotonic() - started:.1f} s")
 
 
 def _fill_from_raw_events(

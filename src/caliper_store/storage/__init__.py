@@ -22,7 +22,7 @@ from caliper_store.storage.forwarding import (
 )
 from caliper_store.storage.keys import ApiKey, KeyRegistry, hash_key
 from caliper_store.storage.logins import actor_login
-from caliper_store.storage.migrate import SchemaState
+from caliper_store.storage.migrate import ProgressBar, SchemaState
 from caliper_store.storage.open import open_store
 from caliper_store.storage.records import (
     DroppedRow,
@@ -85,6 +85,7 @@ __all__ = [
     "KeyRegistry",
     "Lag",
     "LagHour",
+    "ProgressBar",
     "QuarantineHour",
     "QuarantineRow",
     "Reason",

@@ -407,10 +407,10 @@ class Store(ABC):
     def close(self) -> None:
         """Release every connection."""
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision."""
+    def migrate(self, progress: migrate.ProgressBar | None = None) -> None:
+        """Bring the schema to the newest revision, with ``progress`` bars for long steps."""
         with self.engine.connect() as connection:
-            migrate.upgrade(connection)
+            migrate.upgrade(connection, progress=progress)
 
     def schema_state(self) -> tuple[SchemaState, str | None]:
         """Where the database's schema stands against this code."""

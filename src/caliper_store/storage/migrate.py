@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from enum import Enum
 from pathlib import Path
 
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# A progress bar for a long step of a revision: given a label and the events it will go over,
+# the function that counts those done. ``caliper-store migrate`` draws one; the server, none.
+ProgressBar = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 
 
 class SchemaState(Enum):
@@ -23,12 +29,24 @@ class SchemaState(Enum):
     NEWER = "newer"
 
 
-def _config(connection: Connection | None = None) -> Config:
+def _config(connection: Connection | None = None, progress: ProgressBar | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
         config.attributes["connection"] = connection
+    config.attributes["progress"] = progress
     return config
+
+
+@contextmanager
+def _no_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    yield lambda done: None
+
+
+def revision_progress(label: str, total: int) -> AbstractContextManager[Callable[[int], None]]:
+    """Within a revision: the progress bar its caller asked for, or one that shows nothing."""
+    progress: ProgressBar | None = context.config.attributes.get("progress")
+    return (progress or _no_progress)(label, total)
 
 
 def head_revision() -> str:
@@ -50,9 +68,14 @@ def schema_state(connection: Connection) -> tuple[SchemaState, str | None]:
     return (SchemaState.OUTDATED if current in known else SchemaState.NEWER), current
 
 
-def upgrade(connection: Connection, revision: str = "head") -> None:
-    """Apply every revision up to ``revision`` on this connection, then commit."""
-    command.upgrade(_config(connection), revision)
+def upgrade(
+    connection: Connection, revision: str = "head", progress: ProgressBar | None = None
+) -> None:
+    """Apply every revision up to ``revision`` on this connection, then commit.
+
+    ``progress`` draws a bar for each long step of a revision (rewriting stored events).
+    """
+    command.upgrade(_config(connection, progress), revision)
     connection.commit()
 
 
