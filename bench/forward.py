@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import load, serverproc, workload
-from bench.limits import REPO, figures, run_ingest
+from bench.limits import REPO, Window, figures, run_ingest
 from caliper_store.config import Settings
 from caliper_store.forward import ClickHouseSink
 from caliper_store.sensor import Sensor, SensorOptions
@@ -100,7 +100,7 @@ class BareDestination(_Served):
         super().__init__(work, name, [sys.executable, str(REPO / "bench" / "trivial_app.py")])
 
 
-def _ingest_round(scenario: str, number: int, work: Path, duration_s: float) -> dict[str, float]:
+def _ingest_round(scenario: str, number: int, work: Path, window: Window) -> dict[str, float]:
     """One round: ingest without a destination and with one, then the forwarding rate."""
     rates: dict[str, float] = {}
     modes = ["without", "with", "niced", "bare"]
@@ -130,7 +130,7 @@ def _ingest_round(scenario: str, number: int, work: Path, duration_s: float) -> 
                 )
 
         report = run_ingest(
-            REPO, scenario, database, work / "results", duration_s, before_load=add_destination
+            REPO, scenario, database, work / "results", window, before_load=add_destination
         )
         rate, ceiling, p99 = figures(report)
         rates[mode] = rate
@@ -202,7 +202,9 @@ def _forward_rate(database: str, work: Path, number: int, parts: int) -> float:
     return rate
 
 
-def _sensor_round(scenario: str, number: int, work: Path, events: int) -> tuple[float, float]:
+def _sensor_round(
+    scenario: str, number: int, work: Path, events: int, window: Window
+) -> tuple[float, float]:
     """bench/load.py and the Sensor, each on a new server, alternating: events/s of each."""
     built = workload.build_scenario(scenario)
     results: dict[str, float] = {}
@@ -219,8 +221,8 @@ def _sensor_round(scenario: str, number: int, work: Path, events: int) -> tuple[
                 target.port,
                 "/caliper",
                 connections=16,
-                warmup_s=1.0,
-                duration_s=10.0,
+                warmup_s=window.warmup_s,
+                duration_s=window.duration_s,
             )
             results[mode] = load.run_load(config, factory).events_per_s
         else:
@@ -290,7 +292,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["ingest", "sensor", "chdb", "all"], default="all")
     parser.add_argument("--scenario", choices=list(workload.SCENARIOS), default="learn")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration-s", type=float, default=10.0)
+    Window.add_arguments(parser)
     parser.add_argument("--events", type=int, default=40_000, help="sensor and chdb parts")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="caliper-forward-"))
@@ -298,7 +300,7 @@ def main() -> None:
         ratios, niced_ratios, bare_ratios, keeping_up = [], [], [], []
         print(f"{args.scenario}: ingest with one destination against without, and forwarding")
         for number in range(args.rounds):
-            rates = _ingest_round(args.scenario, number, work, args.duration_s)
+            rates = _ingest_round(args.scenario, number, work, Window.from_arguments(args))
             ratios.append(rates["with"] / rates["without"])
             niced_ratios.append(rates["niced"] / rates["without"])
             bare_ratios.append(rates["bare"] / rates["without"])
@@ -321,7 +323,9 @@ def main() -> None:
     if args.part in ("sensor", "all"):
         shares = []
         for number in range(args.rounds):
-            sensor, generator = _sensor_round(args.scenario, number, work, args.events)
+            sensor, generator = _sensor_round(
+                args.scenario, number, work, args.events, Window.from_arguments(args)
+            )
             shares.append(sensor / generator)
         print(
             f"sensor: median {statistics.median(shares):.3f} of bench/load.py's rate (target 0.9)"

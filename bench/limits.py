@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,12 +31,53 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_LINE = re.compile(r"logs and JSON results: (\S+)")
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """How long each bench/ingest.py run measures, warms up, and times each bare ceiling.
+
+    The defaults are bench/ingest.py's; a smoke run shortens all three.
+    """
+
+    duration_s: float = 10.0
+    warmup_s: float = 2.0
+    ceiling_s: float = 5.0
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """``--duration-s``, ``--warmup-s`` and ``--ceiling-s``, with these defaults."""
+        default = Window()
+        parser.add_argument(
+            "--duration-s", type=float, default=default.duration_s, help="each measured window"
+        )
+        parser.add_argument(
+            "--warmup-s", type=float, default=default.warmup_s, help="each run's warm-up"
+        )
+        parser.add_argument(
+            "--ceiling-s", type=float, default=default.ceiling_s, help="each bare ceiling"
+        )
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> Window:
+        return cls(args.duration_s, args.warmup_s, args.ceiling_s)
+
+    def options(self) -> list[str]:
+        """The same as bench/ingest.py's options."""
+        return [
+            "--duration-s",
+            str(self.duration_s),
+            "--warmup-s",
+            str(self.warmup_s),
+            "--ceiling-s",
+            str(self.ceiling_s),
+        ]
+
+
 def run_ingest(
     tree: Path,
     scenario: str,
     database: str,
     results: Path,
-    duration_s: float,
+    window: Window,
     serve_options: Sequence[str] = (),
     before_load: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
@@ -61,8 +103,7 @@ def run_ingest(
         scenario,
         "--results-dir",
         str(results),
-        "--duration-s",
-        str(duration_s),
+        *window.options(),
         "--server-cmd",
         serve + " --host {host} --port {port} --database {database}",
     ]
@@ -94,7 +135,7 @@ def alternating_round(
     scenario: str,
     number: int,
     work: Path,
-    duration_s: float,
+    window: Window,
     postgres_admin_url: str | None,
 ) -> dict[str, float]:
     """Round ``number`` of alternating runs: one of each (tree, serve options) on a new database,
@@ -112,7 +153,7 @@ def alternating_round(
         )
         tree, options = runs[name]
         rate, ceiling, p99 = figures(
-            run_ingest(tree, scenario, database, work / "results", duration_s, options)
+            run_ingest(tree, scenario, database, work / "results", window, options)
         )
         rates[name] = rate
         print(
@@ -149,7 +190,7 @@ def main() -> int:
     parser.add_argument("--baseline-rev", default="67d4983", help="the code before the limits")
     parser.add_argument("--scenario", choices=["learn", "canvas", "all"], default="all")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration-s", type=float, default=10.0, help="each measured window")
+    Window.add_arguments(parser)
     parser.add_argument("--target", type=float, default=0.98, help="the ratio the change must keep")
     parser.add_argument(
         "--postgres-admin-url",
@@ -177,7 +218,7 @@ def main() -> int:
                     scenario,
                     round_number,
                     work,
-                    args.duration_s,
+                    Window.from_arguments(args),
                     args.postgres_admin_url,
                 )
                 ratios.append(rates["this tree"] / rates["baseline"])

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
-from bench.limits import REPO, alternating_round
+from bench.limits import REPO, Window, alternating_round
 from caliper_store.config import Settings
 from caliper_store.ingest import IngestLimits, prepare_request
 from caliper_store.privacy import (
@@ -95,7 +95,7 @@ def _through_process(shape: str, events: int, rounds: int) -> None:
 
 
 def _through_server(
-    shape: str, rounds: int, duration_s: float, postgres_admin_url: str | None
+    shape: str, rounds: int, window: Window, postgres_admin_url: str | None
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="caliper-rules-"))
     rules_file = work / "rules.toml"
@@ -110,7 +110,7 @@ def _through_server(
     ratios = []
     print(f"{shape} through the server: events/s (fraction of the bare ceiling of the run), p99")
     for number in range(rounds):
-        rates = alternating_round(runs, shape, number, work, duration_s, postgres_admin_url)
+        rates = alternating_round(runs, shape, number, work, window, postgres_admin_url)
         ratios.append(rates["with rules"] / rates["without"])
         print(f"  round {number + 1} with / without: {ratios[-1]:.3f}")
     print(
@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--shape", choices=[*sorted(REQUESTS_PER_COMMIT), "all"], default="learn")
     parser.add_argument("--events", type=int, default=60_000, help="each process round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration-s", type=float, default=10.0, help="each server run")
+    Window.add_arguments(parser)  # each server run
     parser.add_argument(
         "--postgres-admin-url",
         default=None,
@@ -137,7 +137,9 @@ def main() -> None:
         if args.through == "process":
             _through_process(shape, args.events, args.rounds)
         else:
-            _through_server(shape, args.rounds, args.duration_s, args.postgres_admin_url)
+            _through_server(
+                shape, args.rounds, Window.from_arguments(args), args.postgres_admin_url
+            )
 
 
 if __name__ == "__main__":
