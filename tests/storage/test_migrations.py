@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -234,8 +238,27 @@ def _events_by_session(store: Store) -> dict[str | None, list[int]]:
     return found
 
 
+# Migrates, and SIGKILLs itself once 0011 has keyed its first segment or month.
+KILLED_AFTER_FIRST_PART = textwrap.dedent(
+    """
+    import contextlib, os, signal, sys
+    from caliper_store.config import Settings
+    from caliper_store.storage import open_store
+
+    @contextlib.contextmanager
+    def killed_after_first_part(label, total):
+        yield lambda done: os.kill(os.getpid(), signal.SIGKILL)
+
+    open_store(Settings(database_url=sys.argv[1])).migrate(progress=killed_after_first_part)
+    """
+)
+
+
 def test_events_stored_before_revision_0011_are_found_by_session_id(database_url: str) -> None:
-    """0011 keys the stored events' sessions for its index: a filter finds the same events."""
+    """0011 keys the stored events' sessions for its index: a filter finds the same events.
+
+    Killed halfway, it leaves the store at 0010; run again, it keys every event.
+    """
     settings = Settings(database_url=database_url, sqlite_segment_events=150)
     store = open_store(settings)
     try:
@@ -245,6 +268,23 @@ def test_events_stored_before_revision_0011_are_found_by_session_id(database_url
         before = _events_by_session(store)
         with store.engine.connect() as connection:
             downgrade(connection, "0010")
+            columns = connection.execute(text("SELECT * FROM events LIMIT 0")).keys()
+            assert "session_key" not in columns
+    finally:
+        store.close()
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_FIRST_PART, database_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # Killed with a segment or a month keyed: nothing of 0011 was committed.
+    store = open_store(settings)
+    try:
+        assert store.schema_state() == (SchemaState.OUTDATED, "0010")
+        with store.engine.connect() as connection:
             columns = connection.execute(text("SELECT * FROM events LIMIT 0")).keys()
             assert "session_key" not in columns
     finally:
