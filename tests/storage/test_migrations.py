@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, insert, select, text
 from tests.fixtures.events import ingest_generated
 from tests.fixtures.server import run_cli
@@ -16,12 +19,30 @@ from tests.fixtures.server import run_cli
 from caliper_store.config import Settings
 from caliper_store.errors import SchemaOutOfDate
 from caliper_store.storage import SchemaState, Store, open_store
-from caliper_store.storage.migrate import downgrade, head_revision, upgrade
+from caliper_store.storage.migrate import (
+    MIGRATIONS_DIR,
+    downgrade,
+    head_revision,
+    known_revisions,
+    upgrade,
+)
 from caliper_store.storage.schema import api_keys, events
 from caliper_store.storage.search import Condition
 
 FIRST_REVISION = "0001"
 TIME = "2024-03-01T10:00:00.000000Z"
+
+
+def test_the_revision_files_names_are_the_revisions_alembic_reads_in_order() -> None:
+    # The schema check reads revisions off the file names, without loading Alembic.
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(config)
+    walked = [revision.revision for revision in script.walk_revisions()]  # newest first
+    assert known_revisions() == walked[::-1]
+    assert head_revision() == script.get_current_head()
+    for older, newer in itertools.pairwise(known_revisions()):
+        assert script.get_revision(newer).down_revision == older
 
 
 def fill_first_revision(database_url: str) -> None:
