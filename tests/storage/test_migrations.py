@@ -140,6 +140,9 @@ def test_migrate_is_idempotent_and_creates_a_new_database(database_url: str) -> 
     for _ in range(2):
         result = run_cli("migrate", "--database", database_url)
         assert result.returncode == 0, result.stderr
+        # A new database has no stored event to rewrite: no progress bar, one line.
+        assert result.stdout.count("\n") == 1, result.stdout
+        assert result.stderr == ""
     store = open_store(Settings(database_url=database_url))
     assert store.schema_state() == (SchemaState.CURRENT, head_revision())
     with store.engine.connect() as connection:

@@ -196,7 +196,13 @@ FIRST_SESSION_KEY_REVISION = "0011"
 
 @contextmanager
 def _progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A bar on standard error for a long step of a schema revision, then its time."""
+    """A bar on standard error for a long step of a schema revision, then its time.
+
+    Nothing for a step with nothing to do (a new, empty database).
+    """
+    if not total:
+        yield lambda done: None
+        return
     started = time.monotonic()
     with click.progressbar(
         length=total, label=label, show_eta=True, show_pos=True, file=sys.stderr
