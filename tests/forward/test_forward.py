@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,20 +181,20 @@ def test_many_batches_in_flight_deliver_each_event_once_and_move_the_cursor_to_t
 
 class FirstBatchLast:
     """An HTTP sink whose first batch waits until the poison event behind it is a dead letter,
-    so the relay finds the batches behind the oldest already arrived, one with a dead letter."""
+    so the relay finds the batches behind the oldest already arrived, one with a dead letter.
 
-    def __init__(self, sink: HttpSink, book: ForwardBook, name: str) -> None:
+    The first batch is the one that starts with ``first_event_id``: the relay's threads call
+    the sink in no set order, and the poison event's batch must not be the one that waits.
+    """
+
+    def __init__(self, sink: HttpSink, book: ForwardBook, name: str, first_event_id: str) -> None:
         self._sink = sink
         self._book = book
         self._name = name
-        self._lock = threading.Lock()
-        self._is_first_taken = False
+        self._first_event_id = first_event_id
 
     def deliver(self, records: Sequence[EventRecord]) -> Answer:
-        with self._lock:
-            is_first = not self._is_first_taken
-            self._is_first_taken = True
-        if is_first:
+        if records and records[0].event_id == self._first_event_id:
             wait_for(lambda: bool(self._book.dead_letters(self._name)), "the dead letter")
         return self._sink.deliver(records)
 
@@ -215,7 +214,11 @@ def test_a_poison_event_among_many_batches_in_flight_is_counted_once_as_a_dead_l
     poison = pair.send(1, extensions={"note": "x" * 300_000})  # over the destination's limit
     after = pair.send(150)
     book = pair.source_store.forwarding
-    sink = FirstBatchLast(HttpSink(url, pair.destination_key, timeout_s=30), book, "wide")
+    # The oldest batch starts with the first event committed (two envelopes commit in any order).
+    (first,) = book.events_after(book.get("wide").cursor, 1)
+    sink = FirstBatchLast(
+        HttpSink(url, pair.destination_key, timeout_s=30), book, "wide", first.record.event_id
+    )
     read = forward_once(book, book.get("wide"), sink, RelayOptions(concurrency=8))
     sink.close()
     assert read == 281
