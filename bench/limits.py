@@ -182,7 +182,10 @@ def figures(report: dict[str, object]) -> tuple[float, float, float]:
     ceilings = report["db_ceilings"]
     assert isinstance(ceilings, list)
     ceiling = max(float(c["rate"]) for c in ceilings if c["unit"] == "events/s")
-    return float(product["events_per_s"]), ceiling, float(product["latency_ms"]["p99"])
+    p99 = product["latency_ms"]["p99"]
+    if p99 is None:
+        raise SystemExit("no request finished in the measured window: lengthen --duration-s")
+    return float(product["events_per_s"]), ceiling, float(p99)
 
 
 def main() -> int:
