@@ -295,12 +295,13 @@ def main() -> None:
     Window.add_arguments(parser)
     parser.add_argument("--events", type=int, default=40_000, help="sensor and chdb parts")
     args = parser.parse_args()
+    window = Window.from_arguments(args)
     work = Path(tempfile.mkdtemp(prefix="caliper-forward-"))
     if args.part in ("ingest", "all"):
         ratios, niced_ratios, bare_ratios, keeping_up = [], [], [], []
         print(f"{args.scenario}: ingest with one destination against without, and forwarding")
         for number in range(args.rounds):
-            rates = _ingest_round(args.scenario, number, work, Window.from_arguments(args))
+            rates = _ingest_round(args.scenario, number, work, window)
             ratios.append(rates["with"] / rates["without"])
             niced_ratios.append(rates["niced"] / rates["without"])
             bare_ratios.append(rates["bare"] / rates["without"])
@@ -323,9 +324,7 @@ def main() -> None:
     if args.part in ("sensor", "all"):
         shares = []
         for number in range(args.rounds):
-            sensor, generator = _sensor_round(
-                args.scenario, number, work, args.events, Window.from_arguments(args)
-            )
+            sensor, generator = _sensor_round(args.scenario, number, work, args.events, window)
             shares.append(sensor / generator)
         print(
             f"sensor: median {statistics.median(shares):.3f} of bench/load.py's rate (target 0.9)"

@@ -167,15 +167,11 @@ def migrate(ctx: click.Context, database: str | None, batch_events: int, vacuum:
             return
         started = time.monotonic()
         done = 0
-        with click.progressbar(
-            length=plan.plain_events,
-            label=f"compressing raw events (dictionary {plan.dictionary_id})",
-            show_eta=True,
-            show_pos=True,
-            file=sys.stderr,
-        ) as progress:
+        with _bar(
+            f"compressing raw events (dictionary {plan.dictionary_id})", plan.plain_events
+        ) as update:
             for converted in convert_plain_raw(store, plan, batch_events=batch_events):
-                progress.update(converted)
+                update(converted)
                 done += converted
         click.echo(f"converted {done} events in {time.monotonic() - started:.1f} s")
         if vacuum:
@@ -204,11 +200,18 @@ def _progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda done: None
         return
     started = time.monotonic()
+    with _bar(label, total) as update:
+        yield update
+    click.echo(f"{label}: {total:,} events in {time.monotonic() - started:.1f} s")
+
+
+@contextmanager
+def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar over ``total`` events on standard error, with their count and the time left."""
     with click.progressbar(
         length=total, label=label, show_eta=True, show_pos=True, file=sys.stderr
     ) as progress:
         yield progress.update
-    click.echo(f"{label}: {total:,} events in {time.monotonic() - started:.1f} s")
 
 
 def _fill_from_raw_events(

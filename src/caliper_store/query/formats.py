@@ -1,9 +1,9 @@
 """Export file formats: NDJSON, CSV and Parquet writers fed one batch of events at a time.
 
 Every format has the same columns under the same names (the storage column names); Parquet's
-writer is in caliper_store.query.parquet. A writer
-holds at most one batch (Parquet: one row group) before handing bytes to its sink, so memory
-does not grow with the number of events exported.
+writer is in caliper_store.query.parquet. A writer holds at most one batch (Parquet: one row
+group) before handing bytes to its sink, so memory does not grow with the number of events
+exported.
 """
 
 from __future__ import annotations

@@ -38,13 +38,12 @@ class SchemaState(Enum):
     NEWER = "newer"
 
 
-def _config(connection: Connection | None = None, progress: ProgressBar | None = None) -> Config:
+def _config(connection: Connection, progress: ProgressBar | None = None) -> Config:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    if connection is not None:
-        config.attributes["connection"] = connection
+    config.attributes["connection"] = connection
     config.attributes["progress"] = progress
     return config
 
@@ -81,9 +80,10 @@ def schema_state(connection: Connection) -> tuple[SchemaState, str | None]:
         current = connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
     if current is None:
         return SchemaState.EMPTY, None
-    if current == head_revision():
+    known = known_revisions()
+    if current == known[-1]:
         return SchemaState.CURRENT, current
-    return (SchemaState.OUTDATED if current in known_revisions() else SchemaState.NEWER), current
+    return (SchemaState.OUTDATED if current in known else SchemaState.NEWER), current
 
 
 def upgrade(

@@ -30,20 +30,16 @@ depends_on = None
 FIRST = segment_table(1)
 
 
-def _begin(bind: sa.Connection) -> sqlite3.Connection:
-    # pysqlite runs DDL outside a transaction unless one is open: open it, so that all of this
-    # revision commits with its alembic_version row, or none of it does.
-    raw = cast(sqlite3.Connection, bind.connection.dbapi_connection)
-    if not raw.in_transaction:
-        raw.execute("BEGIN IMMEDIATE")
-    return raw
+def _raw(bind: sa.Connection) -> sqlite3.Connection:
+    # The driver's connection, for its functions; env.py holds it in the revision's transaction.
+    return cast(sqlite3.Connection, bind.connection.dbapi_connection)
 
 
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
-    raw = _begin(bind)
+    raw = _raw(bind)
     raw.create_function("caliper_event_id_hash", 1, event_id_hash, deterministic=True)
     op.create_table(
         "event_segments",
@@ -91,7 +87,6 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
-    _begin(bind)
     segments = bind.scalar(sa.text("SELECT count(*) FROM event_segments"))
     if segments != 1:
         raise RuntimeError(
