@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import orjson
@@ -251,6 +253,32 @@ def test_events_that_keep_their_shape_are_compressed_with_one_dictionary(
         assert writer.dictionaries() == 1
         # Nor is another trained (and refused, for want of samples) after the first is adopted.
         assert "dictionary" not in caplog.text, caplog.text
+    finally:
+        writer.store.close()
+
+
+class TrainsAtOnce(threading.Thread):
+    """A trainer that finishes before ``start()`` returns: a busy machine's worst schedule."""
+
+    def start(self) -> None:
+        self.run()
+
+
+def test_a_dictionary_trained_while_a_transaction_is_open_is_stored_by_the_next_one(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the codec's threads train at once; the rest of the store's start as usual.
+    codec_threading = SimpleNamespace(
+        Thread=TrainsAtOnce, Lock=threading.Lock, local=threading.local
+    )
+    monkeypatch.setattr("caliper_store.storage.compression.threading", codec_threading)
+    writer = WriterCommits(sqlite_url)
+    events = flat_events(generated_envelopes(120, seed=5))
+    try:
+        assert writer.commit(events[:40]) == 0  # a full window: a dictionary is wanted
+        assert writer.commit(events[40:80]) == 0  # trained (at once) while this one is open
+        assert writer.commit(events[80:120]) >= 1  # stored and used by the next
+        assert writer.dictionaries() == 1
     finally:
         writer.store.close()
 

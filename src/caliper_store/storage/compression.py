@@ -206,9 +206,12 @@ class RawCodec:
 
     def begin(self, transaction: DictionaryTransaction) -> Encoder:
         """The encoder of one write transaction; stores a freshly trained dictionary in it."""
+        # Read before any training starts below: a dictionary trained while this transaction
+        # is open is stored by the next one, however soon the trainer finishes.
+        trained = self._trained if self._trainer is None else None
         if self._current_id is None:
             self._adopt_stored(transaction, transaction.newest_dictionary_id())
-        elif self._wants_dictionary and self._trainer is None and self._trained is None:
+        elif self._wants_dictionary and self._trainer is None and trained is None:
             self._wants_dictionary = False
             newest = transaction.newest_dictionary_id()
             if newest > (self._current_id or 0):  # another process trained one meanwhile
@@ -216,8 +219,7 @@ class RawCodec:
             else:
                 self._start_training(self._window.samples)
             self._window = _Window()
-        trained = self._trained
-        if trained is not None and self._trainer is None:
+        if trained is not None:
             dictionary_id = transaction.insert_dictionary(trained, self._now())
             encoder = Encoder(dictionary_id, compressor(trained.content, trained.level))
             # committed() starts a new window with this transaction's events: it may sample
