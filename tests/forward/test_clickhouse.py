@@ -13,6 +13,7 @@ from caliper_store.forward.clickhouse import connect
 from caliper_store.reports import run_report, run_report_on
 from caliper_store.storage import Store
 from tests.conftest import start_server
+from tests.fixtures.polling import wait_until_readable
 from tests.fixtures.server import run_cli
 
 pytest.importorskip("chdb", reason="chDB is in the test extra: pip install -e '.[test]'")
@@ -49,8 +50,9 @@ def test_forwarded_events_are_in_clickhouse_once_and_reports_agree_with_the_stor
     assert added.returncode == 0, added.stderr
     destination = store.forwarding.get("ch")
     sink = ClickHouseSink.connect(ch_url)
-    read = forward_once(store.forwarding, destination, sink, RelayOptions())
     stored = store.stats()["events"]
+    wait_until_readable(store.forwarding, destination.cursor, stored)
+    read = forward_once(store.forwarding, destination, sink, RelayOptions())
     assert read == stored
     first_batch = [event.record for event in store.forwarding.events_after(destination.cursor, 300)]
     sink.deliver(first_batch)  # a batch delivered twice, as after a crash

@@ -18,7 +18,7 @@ from caliper_store.storage import EventRecord, ForwardBook, Store, open_store
 from caliper_store.storage.schema import EVENT_COLUMNS
 from tests.conftest import start_server
 from tests.fixtures.payloads import canvas_event
-from tests.fixtures.polling import wait_for
+from tests.fixtures.polling import wait_for, wait_until_readable
 from tests.fixtures.server import ServerProcess, run_cli
 
 FAST = ("--forward-poll-interval-ms", "50", "--forward-lease-s", "3")
@@ -171,6 +171,7 @@ def test_many_batches_in_flight_deliver_each_event_once_and_move_the_cursor_to_t
     sent = pair.send(500)
     sink = HttpSink(pair.destination.base_url + "/caliper", pair.destination_key, timeout_s=30)
     book = pair.source_store.forwarding
+    wait_until_readable(book, book.get("wide").cursor, 500)
     read = forward_once(book, book.get("wide"), sink, RelayOptions(concurrency=8))
     sink.close()
     assert read == 500
@@ -214,8 +215,11 @@ def test_a_poison_event_among_many_batches_in_flight_is_counted_once_as_a_dead_l
     poison = pair.send(1, extensions={"note": "x" * 300_000})  # over the destination's limit
     after = pair.send(150)
     book = pair.source_store.forwarding
+    # Or the poison's batch might be out of the window while the oldest waits for it.
+    cursor = book.get("wide").cursor
+    wait_until_readable(book, cursor, 281)
     # The oldest batch starts with the first event committed (two envelopes commit in any order).
-    (first,) = book.events_after(book.get("wide").cursor, 1)
+    (first,) = book.events_after(cursor, 1)
     sink = FirstBatchLast(
         HttpSink(url, pair.destination_key, timeout_s=30), book, "wide", first.record.event_id
     )
@@ -340,10 +344,14 @@ def test_postgres_rows_that_commit_late_under_a_lower_seq_are_not_skipped(
         )
         later = pair.send(1)
         destination = pair.source_store.forwarding.get("late")
+        wait_until_readable(pair.source_store.forwarding, destination.cursor, 1)
         sink = HttpSink(pair.destination.base_url + "/caliper", pair.destination_key, timeout_s=30)
         forward_once(pair.source_store.forwarding, destination, sink, RelayOptions())
         assert pair.arrived() == set(first)  # the later event waits for the open transaction
         open_transaction.commit()
+    wait_until_readable(
+        pair.source_store.forwarding, pair.source_store.forwarding.get("late").cursor, 2
+    )
     forward_once(
         pair.source_store.forwarding, pair.source_store.forwarding.get("late"), sink, RelayOptions()
     )
