@@ -209,6 +209,9 @@ class _Run:
         self.window_start_ns = 0
         self.end_ns = 0
         self.is_stopping = False
+        # The window stays open past duration_s until a request finishes in it: a window with
+        # none (a busy machine, a short smoke run) would have no rate and no latency to report.
+        self.is_window_held = False
         self._cpu_at_window_start = 0.0
         self._latencies = self.result.latencies_ns
 
@@ -219,7 +222,7 @@ class _Run:
         self.window_start_ns = now + round(config.warmup_s * _NS_PER_S)
         self.end_ns = self.window_start_ns + round(config.duration_s * _NS_PER_S)
         self.loop.call_later(config.warmup_s, self._open_window)
-        self.loop.call_later(config.warmup_s + config.duration_s, self._stop)
+        self.loop.call_later(config.warmup_s + config.duration_s, self._close_window)
         self.loop.call_later(config.tick_s, self._tick)
         for conn in conns:
             self.send(conn)
@@ -267,6 +270,8 @@ class _Run:
                 result.ok_requests += 1
                 result.ok_events += conn.events
                 self._latencies.append(now - conn.sent_ns)
+                if self.is_window_held:
+                    self._end_window_at(now)
             conn.request = None
         else:
             result.total_statuses[status] += 1
@@ -333,6 +338,25 @@ class _Run:
     def _open_window(self) -> None:
         self._cpu_at_window_start = time.process_time()
         self.observer.on_window_start()
+
+    def _close_window(self) -> None:
+        """End the window at duration_s, or hold it open until a request finishes in it."""
+        if self.result.ok_requests:
+            self._stop()
+            return
+        self.is_window_held = True
+        self.end_ns = 2**63 - 1
+        # Backstop: a server that answers nothing but errors still ends the run.
+        self.loop.call_later(self.config.request_timeout_s, self._end_window_at, None)
+
+    def _end_window_at(self, now: int | None) -> None:
+        """End a held window when its first request finished (``now``), or at the backstop."""
+        if not self.is_window_held:
+            return
+        self.is_window_held = False
+        self.end_ns = now + 1 if now is not None else time.perf_counter_ns()
+        self.result.window_s = (self.end_ns - self.window_start_ns) / _NS_PER_S
+        self.loop.call_soon(self._stop)
 
     def _stop(self) -> None:
         self.result.client_cpu_s = time.process_time() - self._cpu_at_window_start
