@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 from sqlalchemy import text
@@ -110,3 +112,52 @@ def test_activity_in_a_past_window_is_exact_for_people_active_on_both_sides(stor
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(activity, "MAX_SPANNING_LOOKUPS", 0)
         assert _courses(store, at=at)[COURSE_A]["activeStudents7d"] == 1
+
+
+def test_people_active_in_a_past_week_are_counted_alike_over_sealed_segments(
+    database_url: str,
+) -> None:
+    """The course list's activeStudents7d for a past ``at``, counted from the week's events.
+
+    Over sealed SQLite segments the count is read from their ``people_time`` index alone;
+    it must equal the count made from the events themselves, for every ``at``, and leave out
+    a course's non-Person actors and events without a course.
+    """
+    store = open_store(Settings(database_url=database_url, sqlite_segment_events=25))
+    store.require_current_schema(create_if_empty=True)
+    _, key = store.keys.create(label="lms", now="2024-01-01T00:00:00.000000Z")
+    rng = random.Random(12)
+    events = []
+    for number in range(240):
+        group = rng.choice([COURSE_A, COURSE_B, None])
+        event = learn_event(
+            f"https://lms.example.edu/users/u{rng.randrange(30)}",
+            "ViewEvent",
+            "Viewed",
+            f"2024-03-{rng.randrange(1, 29):02d}T{rng.randrange(24):02d}:00:00.000Z",
+            group=group,
+            label=f"e{number}",
+        )
+        if number % 17 == 0:  # a course's software actor is no student
+            event["actor"] = {
+                "id": "https://lms.example.edu/apps/grader",
+                "type": "SoftwareApplication",
+            }
+        events.append(event)
+    try:
+        for start in range(0, len(events), 20):  # 12 requests: segments sealed at 25 and more
+            body = {"sensor": "s", "sendTime": "2024-03-29T10:00:00Z", "dataVersion": V1P1}
+            batch = orjson.dumps(body | {"data": events[start : start + 20]})
+            ingest(store, key, batch, "2024-03-29T11:00:00.000000Z")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(activity, "MAX_SPANNING_LOOKUPS", 0)  # always the week's events
+            for day in range(2, 31, 4):
+                at = f"2024-03-{day:02d}T06:00:00Z"
+                from_index = _courses(store, at=at)
+                from_events = _courses(store, since="1970-01-01", until="9000-01-01", at=at)
+                assert {g: row["activeStudents7d"] for g, row in from_index.items()} == {
+                    g: row["activeStudents7d"] for g, row in from_events.items()
+                }, at
+                assert any(row["activeStudents7d"] for row in from_index.values()), at
+    finally:
+        store.close()

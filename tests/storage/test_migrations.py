@@ -18,6 +18,7 @@ from tests.fixtures.server import run_cli
 
 from caliper_store.config import Settings
 from caliper_store.errors import SchemaOutOfDate
+from caliper_store.reports import run_report
 from caliper_store.storage import SchemaState, Store, open_store
 from caliper_store.storage.migrate import (
     MIGRATIONS_DIR,
@@ -334,3 +335,46 @@ def test_events_stored_before_revision_0011_are_found_by_session_id(database_url
     assert all(before[session] for session in before if session != "urn:no-such-session")
     assert before["urn:no-such-session"] == []
     assert after == before
+
+
+def _people_time_indexes(store: Store) -> list[str]:
+    with store.engine.connect() as connection:
+        return list(
+            connection.scalars(
+                text(
+                    "SELECT tbl_name FROM sqlite_master WHERE type = 'index' "
+                    "AND name LIKE '%people_time' ORDER BY tbl_name"
+                )
+            )
+        )
+
+
+def test_revision_0012_indexes_every_sealed_segment_and_the_course_list_stays(
+    sqlite_url: str,
+) -> None:
+    """0012 builds the people_time index on each sealed SQLite segment (the writer builds the
+    newest's when it seals it); the course list of a past week reads the same after it."""
+    settings = Settings(database_url=sqlite_url, sqlite_segment_events=150)
+    store = open_store(settings)
+    try:
+        store.require_current_schema(create_if_empty=True)
+        _, key = store.keys.create(label="loader", now=TIME)
+        ingest_generated(store, key, 400, seed=12)
+        sealed = _people_time_indexes(store)
+        assert len(sealed) >= 2  # every segment but the newest
+        at = {"at": ["2025-02-01T00:30:00Z"]}
+        before = run_report(store, "courses", at, settings).rows
+        with store.engine.connect() as connection:
+            downgrade(connection, "0011")
+        assert _people_time_indexes(store) == []
+    finally:
+        store.close()
+    migrated = run_cli("migrate", "--no-vacuum", "--database", sqlite_url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "indexing who was active when" in migrated.stdout, migrated.stdout
+    store = open_store(settings)
+    try:
+        assert _people_time_indexes(store) == sealed
+        assert run_report(store, "courses", at, settings).rows == before
+    finally:
+        store.close()

@@ -350,7 +350,7 @@ def _course_tallies_from_rollups(
         for group in groups
     }
     window = (micros_text(recent_since), micros_text(at))
-    counts, spanning = snapshot.group_people(*window)
+    counts, spanning = snapshot.group_people(*window, most_spanning=MAX_SPANNING_LOOKUPS)
     for group_key, (people, active) in counts.items():
         group = by_key.get(group_key)
         if group is not None:

@@ -20,7 +20,7 @@ PostgreSQL partitions ``events`` by month instead (storage/postgres.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import Column, MetaData, Table
 from sqlalchemy.dialects import sqlite
@@ -62,10 +62,18 @@ SEGMENT_STATISTICS: dict[str, str] = {
 # 0.92 of its rate (a random leaf written per event); built at once, it costs the writer one
 # read of the sealed segment (docs/performance.md, 2026-12-07, issue 11). The newest segment
 # is read without it: at most sqlite_segment_events events, whatever the store holds.
+#
+# ``people_time`` answers who was active in a course over a period (the course list's
+# activeStudents7d with an ``at`` in the past) from the index alone: without it SQLite read
+# each of the period's rows, a page each in a store whose event times are scattered.
 SEALED_SEGMENT_INDEXES: tuple[tuple[str, str, str | None], ...] = (
     ("session", "session_key", "session_key IS NOT NULL"),
+    ("people_time", "event_time, group_key, actor_key, actor_type", "group_key IS NOT NULL"),
 )
-SEALED_SEGMENT_STATISTICS: dict[str, str] = {"session": "1000000 20"}
+SEALED_SEGMENT_STATISTICS: dict[str, str] = {
+    "session": "1000000 20",
+    "people_time": "1000000 3 2 2 2",
+}
 
 VIEW_COLUMNS: tuple[str, ...] = tuple(column.name for column in events.columns)
 
@@ -121,11 +129,16 @@ def segment_index_name(number: int, suffix: str) -> str:
     return f"events_{suffix}" if number == 1 else f"{segment_table(number)}_{suffix}"
 
 
-def seal_segment_sql(number: int) -> list[str]:
-    """The statements that build the sealed-segment indexes of segment ``number``."""
+def seal_segment_sql(number: int, suffixes: Collection[str] | None = None) -> list[str]:
+    """The statements that build the sealed-segment indexes of segment ``number``.
+
+    All of them, or those of ``suffixes`` (a revision builds the indexes it adds).
+    """
     name = segment_table(number)
     statements = []
     for suffix, columns, condition in SEALED_SEGMENT_INDEXES:
+        if suffixes is not None and suffix not in suffixes:
+            continue
         index = segment_index_name(number, suffix)
         where = f" WHERE {condition}" if condition else ""
         statements.append(f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({columns}){where}")

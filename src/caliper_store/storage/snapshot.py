@@ -18,6 +18,9 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Engine,
+    Select,
+    Subquery,
+    Table,
     and_,
     case,
     func,
@@ -25,6 +28,7 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    union_all,
 )
 
 from caliper_store.storage.compression import RawCodec
@@ -39,6 +43,7 @@ from caliper_store.storage.schema import (
     actor_logins,
     api_keys,
     entities,
+    event_segments,
     events,
     quarantine,
     receipts,
@@ -55,6 +60,7 @@ from caliper_store.storage.search import (
     _conditions,
     _reading,
 )
+from caliper_store.storage.segments import MAX_COMPOUND_TERMS, segment
 
 EPOCH_DAY = date(1970, 1, 1)
 # Rows of raw events fetched by seq in one statement (SQLite binds at most 32,766 values).
@@ -470,13 +476,15 @@ class Snapshot:
         return list(found.values())
 
     def group_people(
-        self, since: str, until: str
+        self, since: str, until: str, *, most_spanning: int
     ) -> tuple[dict[int, tuple[int, int]], list[tuple[int, str]]]:
         """Per course, its Person actors and those with a first or last event in the period.
 
         Also the Person actors whose events span ``[since, until)``, first before and last
-        after it: whether they had an event in it needs the events. Counted by the database: a
-        store of 10 million events has hundreds of thousands of (course, person) rows.
+        after it: whether they had an event in it needs the events. At most ``most_spanning``
+        + 1 of them (more, and the caller counts the period's events instead). Counted by the
+        database: a store of 10 million events has hundreds of thousands of (course, person)
+        rows.
         """
         columns = rollup_group_actors.c
         first, last = columns.first_event_time, columns.last_event_time
@@ -494,25 +502,50 @@ class Snapshot:
             int(key): (int(people), int(active or 0))
             for key, people, active in self._connection.execute(query)
         }
-        spanning = select(columns.group_key, columns.actor_id).where(
-            columns.is_person, first < since, last >= until
+        spanning = (
+            select(columns.group_key, columns.actor_id)
+            .where(columns.is_person, first < since, last >= until)
+            .limit(most_spanning + 1)
         )
         return counts, [(int(key), str(actor)) for key, actor in self._connection.execute(spanning)]
 
     def active_people(self, since: str, until: str) -> dict[int, int]:
         """Per course, the Person actors with an event in ``[since, until)``, from the events.
 
-        Reads the period's events (by the time index), in the database.
+        Counted in the database from the period's events. On SQLite each arrival segment is
+        asked apart for the two columns: through the events view SQLite reads whole rows, a
+        page each where event times lie scattered, while a sealed segment's ``people_time``
+        index holds all it needs (2 million events: 42 ms for a week, against 272).
         """
-        query = (
-            select(events.c.group_key, func.count(func.distinct(events.c.actor_key)))
-            .where(
-                events.c.event_time >= since,
-                events.c.event_time < until,
-                events.c.group_key.is_not(None),
-                events.c.actor_type == "Person",
+
+        def period(table: Table) -> Select[tuple[Any, Any]]:
+            columns = table.c
+            return select(columns.group_key, columns.actor_key).where(
+                columns.event_time >= since,
+                columns.event_time < until,
+                columns.group_key.is_not(None),
+                columns.actor_type == "Person",
             )
-            .group_by(events.c.group_key)
+
+        found: Subquery
+        if self._connection.dialect.name == "sqlite":
+            numbers = list(self._connection.scalars(select(event_segments.c.id)))
+            parts = [
+                union_all(*(period(segment(number)) for number in numbers[start:end])).subquery()
+                for start in range(0, len(numbers), MAX_COMPOUND_TERMS)
+                for end in [start + MAX_COMPOUND_TERMS]
+            ]
+            if not parts:
+                return {}
+            found = parts[0]
+            if len(parts) > 1:  # past SQLite's limit on the terms of one compound SELECT
+                found = union_all(
+                    *(select(part.c.group_key, part.c.actor_key) for part in parts)
+                ).subquery()
+        else:
+            found = period(events).subquery()
+        query = select(found.c.group_key, func.count(func.distinct(found.c.actor_key))).group_by(
+            found.c.group_key
         )
         return {int(key): int(count) for key, count in self._connection.execute(query)}
 

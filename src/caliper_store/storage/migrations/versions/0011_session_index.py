@@ -101,7 +101,7 @@ def _upgrade_sqlite(bind: sa.Connection) -> None:
                 "WHERE session_id IS NOT NULL"
             )
             if table != tables[-1]:
-                for statement in seal_segment_sql(_number(table)):
+                for statement in seal_segment_sql(_number(table), ("session",)):
                     op.execute(statement)
             done(sizes[table])
     _remake_view(bind, tables)
