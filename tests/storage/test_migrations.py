@@ -263,6 +263,15 @@ def _events_by_session(store: Store) -> dict[str | None, list[int]]:
     return found
 
 
+def _filled_over_segments(settings: Settings, *, seed: int) -> Store:
+    """A new store of 400 generated events: three SQLite segments of 150, or PostgreSQL."""
+    store = open_store(settings)
+    store.require_current_schema(create_if_empty=True)
+    _, key = store.keys.create(label="loader", now=TIME)
+    ingest_generated(store, key, 400, seed=seed)
+    return store
+
+
 # Migrates, and SIGKILLs itself once 0011 has keyed its first segment or month.
 KILLED_AFTER_FIRST_PART = textwrap.dedent(
     """
@@ -285,11 +294,8 @@ def test_events_stored_before_revision_0011_are_found_by_session_id(database_url
     Killed halfway, it leaves the store at 0010; run again, it keys every event.
     """
     settings = Settings(database_url=database_url, sqlite_segment_events=150)
-    store = open_store(settings)
+    store = _filled_over_segments(settings, seed=11)
     try:
-        store.require_current_schema(create_if_empty=True)
-        _, key = store.keys.create(label="loader", now=TIME)
-        ingest_generated(store, key, 400, seed=11)
         before = _events_by_session(store)
         with store.engine.connect() as connection:
             downgrade(connection, "0010")
@@ -355,11 +361,8 @@ def test_revision_0012_indexes_every_sealed_segment_and_the_course_list_stays(
     """0012 builds the people_time index on each sealed SQLite segment (the writer builds the
     newest's when it seals it); the course list of a past week reads the same after it."""
     settings = Settings(database_url=sqlite_url, sqlite_segment_events=150)
-    store = open_store(settings)
+    store = _filled_over_segments(settings, seed=12)
     try:
-        store.require_current_schema(create_if_empty=True)
-        _, key = store.keys.create(label="loader", now=TIME)
-        ingest_generated(store, key, 400, seed=12)
         sealed = _people_time_indexes(store)
         assert len(sealed) >= 2  # every segment but the newest
         at = {"at": ["2025-02-01T00:30:00Z"]}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import Column, MetaData, Table
+from sqlalchemy import Column, Connection, MetaData, Table, inspect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateTable
 
@@ -94,6 +94,26 @@ def segment_table(number: int) -> str:
 def is_segment_table(name: str) -> bool:
     """Whether ``name`` is one of the segment tables."""
     return name.startswith(SEGMENT_PREFIX) and name[len(SEGMENT_PREFIX) :].isdigit()
+
+
+def segment_number(name: str) -> int:
+    """The number of segment table ``name``."""
+    return int(name[len(SEGMENT_PREFIX) :])
+
+
+def stored_segment_tables(connection: Connection) -> list[str]:
+    """The segment tables a database holds, oldest first, as its catalog lists them.
+
+    For schema revisions: they read the tables as they are, whatever ``event_segments`` says.
+    """
+    names = inspect(connection).get_table_names()
+    return sorted(name for name in names if is_segment_table(name))
+
+
+def remade_view_sql(connection: Connection, tables: Sequence[str]) -> list[str]:
+    """The events view over ``tables`` again, with their columns as they are now."""
+    columns = [column["name"] for column in inspect(connection).get_columns(tables[0])]
+    return events_view_sql([segment_number(table) for table in tables], columns)
 
 
 def segment(number: int) -> Table:

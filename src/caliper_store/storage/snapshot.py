@@ -531,9 +531,10 @@ class Snapshot:
         if self._connection.dialect.name == "sqlite":
             numbers = list(self._connection.scalars(select(event_segments.c.id)))
             parts = [
-                union_all(*(period(segment(number)) for number in numbers[start:end])).subquery()
+                union_all(
+                    *(period(segment(n)) for n in numbers[start : start + MAX_COMPOUND_TERMS])
+                ).subquery()
                 for start in range(0, len(numbers), MAX_COMPOUND_TERMS)
-                for end in [start + MAX_COMPOUND_TERMS]
             ]
             if not parts:
                 return {}

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from caliper_store.storage.segments import events_view_sql, is_segment_table
+from caliper_store.storage.segments import remade_view_sql, stored_segment_tables
 
 revision = "0008"
 down_revision = "0007"
@@ -62,15 +62,14 @@ def _add_event_rule_sets() -> None:
     if bind.dialect.name == "postgresql":
         op.execute("ALTER TABLE events ADD COLUMN rule_set_id integer")
         return
-    tables = sorted(name for name in sa.inspect(bind).get_table_names() if is_segment_table(name))
+    tables = stored_segment_tables(bind)
     for table in tables:
         op.execute(f"ALTER TABLE {table} ADD COLUMN rule_set_id INTEGER")
     _remake_view(bind, tables)
 
 
 def _remake_view(bind: sa.Connection, tables: list[str]) -> None:
-    columns = [column["name"] for column in sa.inspect(bind).get_columns(tables[0])]
-    for statement in events_view_sql([int(table[-6:]) for table in tables], columns):
+    for statement in remade_view_sql(bind, tables):
         op.execute(statement)
 
 
@@ -79,9 +78,7 @@ def downgrade() -> None:
     if bind.dialect.name == "postgresql":
         op.execute("ALTER TABLE events DROP COLUMN rule_set_id")
     else:
-        tables = sorted(
-            name for name in sa.inspect(bind).get_table_names() if is_segment_table(name)
-        )
+        tables = stored_segment_tables(bind)
         op.execute("DROP VIEW IF EXISTS events")
         for table in tables:
             op.execute(f"ALTER TABLE {table} DROP COLUMN rule_set_id")

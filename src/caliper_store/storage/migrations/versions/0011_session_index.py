@@ -20,10 +20,11 @@ from alembic import op
 from caliper_store.storage.migrate import revision_progress
 from caliper_store.storage.schema import iri_key
 from caliper_store.storage.segments import (
-    events_view_sql,
-    is_segment_table,
+    remade_view_sql,
     seal_segment_sql,
     segment_index_name,
+    segment_number,
+    stored_segment_tables,
 )
 
 revision = "0011"
@@ -89,7 +90,7 @@ def _upgrade_sqlite(bind: sa.Connection) -> None:
     bind.connection.driver_connection.create_function(  # type: ignore[union-attr]
         "caliper_iri_key", 1, iri_key, deterministic=True
     )
-    tables = _segment_tables(bind)
+    tables = stored_segment_tables(bind)
     sizes = {table: int(bind.scalar(sa.text(f"SELECT count(*) FROM {table}"))) for table in tables}
     with revision_progress(
         "keying events by session id, segment by segment", sum(sizes.values())
@@ -101,24 +102,15 @@ def _upgrade_sqlite(bind: sa.Connection) -> None:
                 "WHERE session_id IS NOT NULL"
             )
             if table != tables[-1]:
-                for statement in seal_segment_sql(_number(table), ("session",)):
+                for statement in seal_segment_sql(segment_number(table), ("session",)):
                     op.execute(statement)
             done(sizes[table])
     _remake_view(bind, tables)
     op.execute("ANALYZE sqlite_master")  # the planner rereads sqlite_stat1
 
 
-def _number(table: str) -> int:
-    return int(table[-6:])
-
-
-def _segment_tables(bind: sa.Connection) -> list[str]:
-    return sorted(name for name in sa.inspect(bind).get_table_names() if is_segment_table(name))
-
-
 def _remake_view(bind: sa.Connection, tables: list[str]) -> None:
-    columns = [column["name"] for column in sa.inspect(bind).get_columns(tables[0])]
-    for statement in events_view_sql([_number(table) for table in tables], columns):
+    for statement in remade_view_sql(bind, tables):
         op.execute(statement)
 
 
@@ -128,10 +120,10 @@ def downgrade() -> None:
         op.execute(f"DROP INDEX {POSTGRES_INDEX}")
         op.execute("ALTER TABLE events DROP COLUMN session_key")
         return
-    tables = _segment_tables(bind)
+    tables = stored_segment_tables(bind)
     op.execute("DROP VIEW IF EXISTS events")
     for table in tables:
-        index = segment_index_name(_number(table), "session")
+        index = segment_index_name(segment_number(table), "session")
         op.execute(f"DROP INDEX IF EXISTS {index}")
         op.execute(f"DELETE FROM sqlite_stat1 WHERE idx = '{index}'")
         op.execute(f"ALTER TABLE {table} DROP COLUMN session_key")

@@ -22,9 +22,10 @@ from alembic import op
 
 from caliper_store.storage.migrate import revision_progress
 from caliper_store.storage.segments import (
-    is_segment_table,
     seal_segment_sql,
     segment_index_name,
+    segment_number,
+    stored_segment_tables,
 )
 
 revision = "0012"
@@ -44,24 +45,16 @@ def upgrade() -> None:
             "INCLUDE (group_key, actor_key, actor_type) WHERE group_key IS NOT NULL"
         )
         return
-    tables = _segment_tables(bind)[:-1]  # the newest is indexed when the writer seals it
+    tables = stored_segment_tables(bind)[:-1]  # the newest is indexed when the writer seals it
     sizes = {table: int(bind.scalar(sa.text(f"SELECT count(*) FROM {table}"))) for table in tables}
     with revision_progress(
         "indexing who was active when, segment by segment", sum(sizes.values())
     ) as done:
         for table in tables:
-            for statement in seal_segment_sql(_number(table), (SUFFIX,)):
+            for statement in seal_segment_sql(segment_number(table), (SUFFIX,)):
                 op.execute(statement)
             done(sizes[table])
     op.execute("ANALYZE sqlite_master")  # the planner rereads sqlite_stat1
-
-
-def _number(table: str) -> int:
-    return int(table[-6:])
-
-
-def _segment_tables(bind: sa.Connection) -> list[str]:
-    return sorted(name for name in sa.inspect(bind).get_table_names() if is_segment_table(name))
 
 
 def downgrade() -> None:
@@ -69,7 +62,7 @@ def downgrade() -> None:
     if bind.dialect.name == "postgresql":
         op.execute(f"DROP INDEX {POSTGRES_INDEX}")
         return
-    for table in _segment_tables(bind):
-        index = segment_index_name(_number(table), SUFFIX)
+    for table in stored_segment_tables(bind):
+        index = segment_index_name(segment_number(table), SUFFIX)
         op.execute(f"DROP INDEX IF EXISTS {index}")
         op.execute(f"DELETE FROM sqlite_stat1 WHERE idx = '{index}'")
